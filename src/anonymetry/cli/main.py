@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from anonymetry.cli import _policy
+from anonymetry.cli import _keys, _policy, _report, _risk, _serve, _store, _tokens
 from anonymetry.cli._common import run_cli
 
 app = typer.Typer(
@@ -25,6 +25,13 @@ app = typer.Typer(
 
 # Command groups register here, one line each.
 app.add_typer(_policy.app, name="policy")
+app.command("risk")(_risk.risk)
+app.command("check")(_risk.check)
+app.command("serve")(_serve.serve)
+app.add_typer(_tokens.app, name="tokens")
+app.command("report")(_report.report)
+app.add_typer(_store.app, name="store")
+app.add_typer(_keys.app, name="keys")
 
 
 def main() -> None:

@@ -95,6 +95,10 @@ class Keyring(Protocol):
         """Every epoch known, with its state: ``active`` or ``destroyed``."""
         ...
 
+    def standing_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` that never rotates (e.g. the consent ledger's device key)."""
+        ...
+
 
 class LocalKeyring:
     """A keyring in one sealed file, safe for several processes on one machine (flock)."""
@@ -216,6 +220,35 @@ class LocalKeyring:
 
     def epochs(self) -> dict[int, str]:
         return {int(k): v["state"] for k, v in sorted(self._read().items(), key=lambda kv: int(kv[0]))}
+
+    def standing_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` that does NOT rotate with epochs.
+
+        For records that must outlive epochs, such as the consent ledger (an opt-out is kept
+        for good). Derived by HKDF-SHA256 from one random standing secret kept sealed in
+        ``standing.sealed`` beside the keyring, so a keyed hash under it links a device across
+        epochs: use it only for data that holds no events. Destroying epochs does not touch it.
+        """
+        path = self.directory / "standing.sealed"
+        aad = b"anonymetry/keyring/standing/v1"
+        with self._mutex, self._locked():
+            if not path.exists():
+                nonce, secret = secrets.token_bytes(12), secrets.token_bytes(_SECRET_BYTES)
+                tmp = path.with_suffix(".tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(nonce + AESGCM(self._kek).encrypt(nonce, secret, aad))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+                _fsync_dir(self.directory)
+            blob = path.read_bytes()
+        try:
+            secret = AESGCM(self._kek).decrypt(blob[:12], blob[12:], aad)
+        except (InvalidTag, ValueError):
+            raise TamperDetected(f"{path}: standing secret does not decrypt") from None
+        info = f"anonymetry/v1/standing/{purpose}".encode()
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
 
     def refresh(self) -> None:
         """Forget cached keys (another process may have destroyed an epoch)."""

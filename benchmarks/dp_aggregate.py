@@ -1,0 +1,455 @@
+"""DP count and DP mean per partition at user level: anonymetry against its peers and floors.
+
+Usage::
+
+    python benchmarks/dp_aggregate.py [--rows N] [--users N] [--partitions N] [--reps R]
+                                      [--sample N] [--quick] [--skip NAME ...]
+
+What it does, on one data set of ``--rows`` events from ``--users`` users in ``--partitions``
+partitions (the ``event`` column), with skewed contributions (a few heavy users, Pareto tail),
+written once as Parquet under ``.bench/data/`` (gitignored; reused when present):
+
+1. Floors, non-private, in DuckDB over the Parquet: the plain ``GROUP BY event`` and the
+   user-level floor ``GROUP BY user, event`` then ``GROUP BY event`` (the least work any
+   user-level query needs).
+2. anonymetry: DP count and DP mean per partition, L0=5 partitions per user, L∞=10 rows per user
+   per partition, values clamped to [0, 1000], ε=1 in all, public partitions, through the public
+   Python API, on the DuckDB engine and on the Spark engine (``local[2]``).
+3. PipelineDP (``pipeline-dp``, local backend) in its own virtualenv
+   (``.bench/venv-pipelinedp``, created here), run in a subprocess on a subsample of whole users
+   (``--sample`` rows, chosen by a hash of the user): it does per-row Python work, so its time on
+   the subsample is extrapolated linearly to the full size, and the report says so.
+4. OpenDP's own Polars path (``opendp[polars]``, which pins its own Polars) in its own
+   virtualenv (``.bench/venv-opendp-polars``), if it installs; same bounds, same ε.
+
+Accuracy: the mean relative error of the DP counts and DP means against the true (unbounded,
+unclamped) per-partition values, averaged over partitions and ``--reps`` repetitions. Errors of
+anonymetry and PipelineDP are compared on the *same* subsample (same data, bounds and ε), and
+anonymetry's error on the full data is reported too.
+
+Results print as a table and are written to ``.bench/dp_aggregate.json``. Data generation is
+seeded (``# not-privacy``): it makes synthetic benchmark data, never noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / ".bench"
+
+# The query every contender runs.
+L0 = 5  # max partitions per user
+LINF = 10  # max rows per user per partition
+CLAMP = (0.0, 1000.0)
+EPSILON = 1.0
+DELTA_PIPELINEDP = 1e-6  # only used if PipelineDP insists on a δ; public partitions need none
+VALUE = "duration_ms"
+UNIT = "user"
+BY = "event"
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    rows: int
+    users: int
+    partitions: int
+    seed: int = 20240601
+    files: int = 10
+
+    @property
+    def name(self) -> str:
+        return f"events-r{self.rows}-u{self.users}-p{self.partitions}-s{self.seed}"
+
+    @property
+    def path(self) -> Path:
+        return BENCH / "data" / self.name
+
+
+def _hex_ids(rng: np.random.Generator, n: int) -> pa.Array:
+    raw = rng.bytes(16 * n)
+    return pa.array([raw[i * 16 : (i + 1) * 16].hex() for i in range(n)], pa.string())
+
+
+def generate(spec: DataSpec) -> Path:
+    """Write the synthetic event table (store-like columns) as Parquet; reuse it if present."""
+    out = spec.path
+    manifest = out.with_suffix(".json")  # beside, not inside: Spark reads every file in out/
+    if manifest.exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(spec.seed)  # noqa: TID251  # not-privacy: synthetic data
+    # Skewed activity: Pareto-tailed weights, so a few heavy users have thousands of rows.
+    weights = rng.pareto(1.3, spec.users) + 1.0
+    weights /= weights.sum()
+    # Per-user devices (1-3) and a per-user favourite partition, so partitions differ in users.
+    n_devices = rng.integers(1, 4, spec.users)
+    favourite = rng.integers(0, spec.partitions, spec.users)
+    users = _hex_ids(rng, spec.users)
+    devices = _hex_ids(rng, spec.users * 3)
+    events = pa.array([f"event_{k:02d}" for k in range(spec.partitions)], pa.string())
+    # Zipf-like global partition popularity.
+    pop = 1.0 / np.arange(1, spec.partitions + 1) ** 0.9
+    pop /= pop.sum()
+    # Partition k has a typical duration exp(5 + 0.05 k) ms, lognormal, long right tail.
+    mu = 5.0 + 0.05 * np.arange(spec.partitions)
+    t_start = 1_717_200_000  # 2024-06-01 UTC
+    per_file = -(-spec.rows // spec.files)
+    schema = pa.schema(
+        [
+            ("event", pa.string()),
+            ("time", pa.timestamp("s", tz="UTC")),
+            ("epoch", pa.int32()),
+            ("user", pa.string()),
+            ("device", pa.string()),
+            ("consent", pa.string()),
+            (VALUE, pa.float64()),
+        ]
+    )
+    written = 0
+    for f in range(spec.files):
+        n = min(per_file, spec.rows - written)
+        if n <= 0:
+            break
+        u = rng.choice(spec.users, size=n, p=weights)
+        part = np.where(
+            rng.random(n) < 0.4, favourite[u], rng.choice(spec.partitions, size=n, p=pop)
+        )
+        dev = u * 3 + (rng.random(n) * n_devices[u]).astype(np.int64)
+        secs = t_start + rng.integers(0, 30 * 86400, n)
+        secs -= secs % 3600  # coarsened to the hour, as the store does
+        epoch = (secs // (86400 * 7)).astype(np.int32)
+        val = np.round(rng.lognormal(mu[part], 1.0), 1)
+        table = pa.table(
+            {
+                "event": events.take(pa.array(part)),
+                "time": pa.array(secs, pa.timestamp("s", tz="UTC")),
+                "epoch": pa.array(epoch),
+                "user": users.take(pa.array(u)),
+                "device": devices.take(pa.array(dev)),
+                "consent": pa.array(np.full(n, "analytics", dtype=object), pa.string()),
+                VALUE: pa.array(val),
+            },
+            schema=schema,
+        )
+        pq.write_table(table, out / f"part-{f:03d}.parquet", row_group_size=256 * 1024)
+        written += n
+    manifest.write_text(
+        json.dumps(
+            {
+                "rows": written,
+                "users": spec.users,
+                "partitions": spec.partitions,
+                "seed": spec.seed,
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
+    )
+    return out
+
+
+def _con() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def glob_of(path: Path) -> str:
+    return str(path / "*.parquet")
+
+
+def subsample(spec: DataSpec, target_rows: int) -> Path:
+    """Whole users whose hash falls in a bucket, about ``target_rows`` rows; written as Parquet."""
+    out = BENCH / "data" / f"{spec.name}-sample{target_rows}"
+    manifest = out.with_suffix(".json")
+    if manifest.exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    con = _con()
+    src = glob_of(spec.path)
+    # Buckets of users by hash; take the first buckets until the target is reached.
+    buckets = 1000
+    counts = con.execute(
+        f"SELECT hash({UNIT}) % {buckets} AS b, count(*) FROM read_parquet('{src}') "
+        "GROUP BY b ORDER BY b"
+    ).fetchall()
+    total, upto = 0, 0
+    for b, c in counts:
+        if total >= target_rows:
+            break
+        total += c
+        upto = b + 1
+    con.execute(
+        f"COPY (SELECT * FROM read_parquet('{src}') WHERE hash({UNIT}) % {buckets} < {upto}) "
+        f"TO '{out / 'part-000.parquet'}' (FORMAT parquet)"
+    )
+    n_users = con.execute(
+        f"SELECT count(DISTINCT {UNIT}) FROM read_parquet('{out / 'part-000.parquet'}')"
+    ).fetchone()[0]
+    manifest.write_text(json.dumps({"rows": total, "users": n_users}))
+    return out
+
+
+def truth(path: Path) -> dict[str, dict[str, float]]:
+    """True per-partition count and mean (no bounding, no clamping)."""
+    con = _con()
+    rows = con.execute(
+        f"SELECT {BY}, count(*), avg({VALUE}) FROM read_parquet('{glob_of(path)}') GROUP BY {BY}"
+    ).fetchall()
+    return {k: {"count": float(c), "mean": float(m)} for k, c, m in rows}
+
+
+def data_profile(path: Path) -> dict[str, Any]:
+    """How skewed the data is and how much L0/L∞/clamping will cut (the bias of bounding)."""
+    con = _con()
+    src = glob_of(path)
+    q = f"""
+    WITH per AS (SELECT {UNIT}, {BY}, count(*) AS n FROM read_parquet('{src}') GROUP BY ALL),
+         u AS (SELECT {UNIT}, count(*) AS parts, sum(n) AS rows FROM per GROUP BY {UNIT})
+    SELECT (SELECT count(*) FROM u), (SELECT max(rows) FROM u),
+           (SELECT quantile_cont(rows, 0.5) FROM u), (SELECT quantile_cont(rows, 0.99) FROM u),
+           (SELECT avg((parts > {L0})::INT) FROM u),
+           (SELECT sum(least(n, {LINF})) / sum(n) FROM per),
+           (SELECT avg(({VALUE} > {CLAMP[1]} OR {VALUE} < {CLAMP[0]})::INT)
+              FROM read_parquet('{src}'))
+    """
+    users, mx, p50, p99, over_l0, kept_linf, clamped = con.execute(q).fetchone()
+    return {
+        "users": users,
+        "rows_per_user_max": int(mx),
+        "rows_per_user_p50": float(p50),
+        "rows_per_user_p99": float(p99),
+        "share_users_over_L0": round(float(over_l0), 4),
+        "share_rows_kept_by_Linf_alone": round(float(kept_linf), 4),
+        "share_values_clamped": round(float(clamped), 4),
+    }
+
+
+# --------------------------------------------------------------------------- timing helpers
+
+
+def timed(fn: Callable[[], Any], reps: int, warmup: int = 1) -> tuple[list[float], Any]:
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return times, out
+
+
+def rel_errors(
+    results: list[dict[str, dict[str, float]]], true: dict[str, dict[str, float]]
+) -> dict[str, float]:
+    """Mean |est - true| / true over partitions and repetitions, for count and for mean."""
+    errs: dict[str, list[float]] = {"count": [], "mean": []}
+    for res in results:
+        for part, t in true.items():
+            est = res.get(part)
+            for metric in ("count", "mean"):
+                if est is None or est.get(metric) is None or not np.isfinite(est[metric]):
+                    errs[metric].append(1.0)  # a missing partition counts as 100 % error
+                else:
+                    errs[metric].append(abs(est[metric] - t[metric]) / abs(t[metric]))
+    return {m: float(np.mean(v)) if v else float("nan") for m, v in errs.items()}
+
+
+# --------------------------------------------------------------------------- floors
+
+
+def floors(path: Path, reps: int) -> dict[str, dict[str, Any]]:
+    con = _con()
+    src = glob_of(path)
+    plain = (
+        f"SELECT {BY}, count(*) AS n, avg({VALUE}) AS m FROM read_parquet('{src}') GROUP BY {BY}"
+    )
+    user_level = f"""
+        SELECT {BY}, count(*) AS units, sum(n) AS n, sum(s) / sum(n) AS m FROM (
+            SELECT {UNIT}, {BY}, count(*) AS n, sum({VALUE}) AS s
+            FROM read_parquet('{src}') GROUP BY {UNIT}, {BY}
+        ) GROUP BY {BY}
+    """
+    out = {}
+    for name, sql in (("floor_plain_groupby", plain), ("floor_user_level", user_level)):
+        times, _ = timed(lambda sql=sql: con.execute(sql).fetchall(), reps)
+        out[name] = {"seconds": times}
+    return out
+
+
+# --------------------------------------------------------------------------- result record
+
+
+@dataclass
+class Entry:
+    name: str
+    seconds: list[float]
+    rows_timed: int
+    note: str = ""
+    extrapolated_seconds: float | None = None
+    errors_full: dict[str, float] | None = None
+    errors_sample: dict[str, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def rows_per_s(self) -> float:
+        return self.rows_timed / self.median
+
+
+# --------------------------------------------------------------------------- peers in own venvs
+
+PIPELINEDP_RUNNER = '''
+"""Run by the benchmark inside .bench/venv-pipelinedp: PipelineDP local backend."""
+import json, sys, time
+import pyarrow.parquet as pq
+import pipeline_dp
+
+cfg = json.loads(sys.argv[1])
+t = pq.read_table(cfg["path"], columns=[cfg["unit"], cfg["by"], cfg["value"]])
+rows = list(zip(*(t.column(c).to_pylist() for c in (cfg["unit"], cfg["by"], cfg["value"]))))
+out = {"rows": len(rows), "seconds": [], "results": [], "version": pipeline_dp.__version__
+       if hasattr(pipeline_dp, "__version__") else "?"}
+for _ in range(cfg["reps"]):
+    t0 = time.perf_counter()
+    accountant = pipeline_dp.NaiveBudgetAccountant(total_epsilon=cfg["epsilon"], total_delta=0)
+    engine = pipeline_dp.DPEngine(accountant, pipeline_dp.LocalBackend())
+    params = pipeline_dp.AggregateParams(
+        noise_kind=pipeline_dp.NoiseKind.LAPLACE,
+        metrics=[pipeline_dp.Metrics.COUNT, pipeline_dp.Metrics.MEAN],
+        max_partitions_contributed=cfg["l0"],
+        max_contributions_per_partition=cfg["linf"],
+        min_value=cfg["lo"], max_value=cfg["hi"])
+    extractors = pipeline_dp.DataExtractors(
+        privacy_id_extractor=lambda r: r[0], partition_extractor=lambda r: r[1],
+        value_extractor=lambda r: r[2] if r[2] is not None else 0.0)
+    res = engine.aggregate(rows, params, extractors, public_partitions=cfg["partitions"])
+    accountant.compute_budgets()
+    res = list(res)
+    out["seconds"].append(time.perf_counter() - t0)
+    out["results"].append({k: {"count": m.count, "mean": m.mean} for k, m in res})
+print(json.dumps(out))
+'''
+
+OPENDP_POLARS_RUNNER = '''
+"""Run by the benchmark inside .bench/venv-opendp-polars: OpenDP's own Polars path."""
+import json, sys, time
+import polars as pl
+import opendp.prelude as dp
+
+dp.enable_features("contrib")
+cfg = json.loads(sys.argv[1])
+out = {"seconds": [], "results": [], "versions": {"opendp": dp.__version__ if hasattr(dp, "__version__") else "?", "polars": pl.__version__}}
+for _ in range(cfg["reps"]):
+    t0 = time.perf_counter()
+    lf = pl.scan_parquet(cfg["glob"]).select(cfg["unit"], cfg["by"], cfg["value"])
+    ctx = dp.Context.compositor(
+        data=lf,
+        privacy_unit=dp.unit_of(
+            contributions=[
+                dp.polars.Bound(by=[cfg["by"]], per_group=cfg["linf"]),
+                dp.polars.Bound(by=[cfg["by"]], num_groups=cfg["l0"]),
+            ],
+            identifier=cfg["unit"],
+        ),
+        privacy_loss=dp.loss_of(epsilon=cfg["epsilon"]),
+        split_evenly_over=1,
+        # max_length is required by dp.mean: the input row count, a conservative public bound
+        # on any group's length; the partition keys are public and joined in below
+        margins=[dp.polars.Margin(by=[cfg["by"]], max_length=cfg["rows"],
+                                   max_groups=len(cfg["partitions"]))],
+    )
+    q = (
+        ctx.query()
+        .truncate_per_group(cfg["linf"], by=[cfg["by"]])
+        # keep="sample" (the default) builds struct(hash(key), key), whose two fields share the
+        # key's name: Polars 1.36.1 (pinned by opendp[polars]) rejects it ("multiple fields with
+        # name"), and a renamed hash is not a truncation OpenDP recognizes. So "first": each user
+        # keeps the partitions first in key order, which skews per-partition counts (its error is
+        # reported but not comparable); its throughput is what this peer is here for.
+        .truncate_num_groups(cfg["l0"], by=[cfg["by"]], keep="first")
+        .group_by(cfg["by"])
+        .agg(dp.len(), pl.col(cfg["value"]).fill_null(0.0).dp.mean((cfg["lo"], cfg["hi"])).alias("mean"))
+        .with_keys(pl.LazyFrame({cfg["by"]: cfg["partitions"]}))
+    )
+    df = q.release().collect()
+    out["seconds"].append(time.perf_counter() - t0)
+    out["results"].append({r[cfg["by"]]: {"count": float(r["len"]), "mean": float(r["mean"])}
+                           for r in df.iter_rows(named=True)})
+print(json.dumps(out))
+'''
+
+
+def peer_venv(name: str, packages: list[str]) -> tuple[Path | None, str]:
+    """Create ``.bench/venv-NAME`` with ``packages`` (once); return its python or why not."""
+    venv = BENCH / f"venv-{name}"
+    py = venv / "bin" / "python"
+    ok = venv / ".installed"
+    if ok.exists() and py.exists():
+        return py, ""
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    proc = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", *packages],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        return None, f"pip install {' '.join(packages)} failed: {tail}"
+    ok.write_text(" ".join(packages))
+    return py, ""
+
+
+def run_peer(py: Path, runner: str, source: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    script = BENCH / f"run_{runner}.py"
+    script.write_text(textwrap.dedent(source))
+    proc = subprocess.run(
+        [str(py), str(script), json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=BENCH,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{runner} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def query_cfg(reps: int, partitions: list[str]) -> dict[str, Any]:
+    return {
+        "unit": UNIT,
+        "by": BY,
+        "value": VALUE,
+        "l0": L0,
+        "linf": LINF,
+        "lo": CLAMP[0],
+        "hi": CLAMP[1],
+        "epsilon": EPSILON,
+        "reps": reps,
+        "partitions": partitions,
+    }

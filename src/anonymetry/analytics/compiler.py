@@ -1,0 +1,242 @@
+"""Spec → bounded plan + calibrated releases: where the whole query's privacy is reasoned about.
+
+Privacy argument
+----------------
+*Neighbouring relation.* Two datasets differ in every row of one person. The engine bounds each
+**unit** (a user or device pseudonym, or a declared column): at most L0 partitions, at most L∞
+contributions per partition, values clamped to [lo, hi]. Pseudonyms rotate per key epoch, so a
+person is up to k units when the rows span k epochs; every L1 sensitivity below is multiplied by
+k (group privacy by sensitivity scaling), so the stated (ε, δ) holds **per person**. A query
+restricted to one epoch (``epoch=``) has k = 1. k comes from public facts: the time window and
+the policy's ``key_epoch_days``; without a window, the number of epochs present in the store
+(its file layout already shows which epochs hold data).
+
+*Releases and sensitivities* (per person, L1 over all partitions):
+
+=================  ==================================  ============================
+component          released for                        sensitivity
+=================  ==================================  ============================
+``units``          users; min-cohort; selection        k·L0
+``rows``           count, mean, variance               k·L0·L∞
+``sum``            sum                                 k·L0·L∞·max(|lo|, |hi|)
+``csum``           mean, variance                      k·L0·L∞·(hi−lo)/2
+``csq``            variance                            k·L0·L∞·((hi−lo)/2)²
+``hist``           quantiles, histogram                k·L0·L∞
+``diagnostics``    bias from bounding (3 sums)         3·k
+=================  ==================================  ============================
+
+Each component is one Laplace release (``privacy.mechanisms.LaplaceMechanism``) over the vector
+of partitions; with private partition selection ``units`` is released by the threshold
+mechanism (``ThresholdSelection``, (ε_s, δ)) and the other vectors cover only the selected
+partitions. *Budget split*: the diagnostics get 5 % of ε (if on); the rest is split equally over
+the components; all of δ goes to selection (a query with public partitions spends δ = 0).
+*Composition*: basic sequential composition of the components gives the query's (ε, δ); the
+ledger composes queries with the named accountant. Minimum-cohort suppression and the ratios
+(mean, variance, quantiles) are post-processing of released values.
+
+Tests: ``tests/properties/test_sensitivity.py`` (each component moves by at most the stated
+sensitivity when a person is removed, for every metric and bound), ``tests/analytics/
+test_audit.py`` (empirical ε lower bound), ``tests/analytics/test_compiler.py`` (split, k).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import secrets
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from anonymetry.analytics.engines.base import Engine
+from anonymetry.analytics.plan import Agg, BoundedPlan, Source
+from anonymetry.analytics.spec import LinfMode, MetricKind, QuerySpec
+from anonymetry.errors import InvalidParameter
+from anonymetry.policy import AnalyticsDefaults, Policy
+from anonymetry.privacy.accountant import Event
+from anonymetry.privacy.budget import PrivacyLoss
+from anonymetry.privacy.mechanisms import LaplaceMechanism, ThresholdSelection
+from anonymetry.privacy.units import ContributionBounds, PrivacyUnit
+
+__all__ = ["DIAGNOSTICS_SHARE", "CompiledQuery", "Component", "compile_query",
+           "sensitivities"]
+
+DIAGNOSTICS_SHARE = Fraction(1, 20)
+EPOCH_COLUMN = "epoch"
+
+_COMPONENTS_OF: dict[MetricKind, tuple[str, ...]] = {
+    MetricKind.COUNT: ("rows",),
+    MetricKind.USERS: ("units",),
+    MetricKind.SUM: ("sum",),
+    MetricKind.MEAN: ("rows", "csum"),
+    MetricKind.VARIANCE: ("rows", "csum", "csq"),
+    MetricKind.QUANTILES: ("hist",),
+    MetricKind.HISTOGRAM: ("hist",),
+}
+_ORDER = ("units", "rows", "sum", "csum", "csq", "hist")
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One noisy release: a vector over partitions (or the diagnostics triple)."""
+
+    name: str
+    mechanism: LaplaceMechanism | ThresholdSelection
+
+    @property
+    def event(self) -> Event:
+        return self.mechanism.event
+
+    def describe(self) -> dict[str, Any]:
+        return {"component": self.name, **self.mechanism.describe()}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledQuery:
+    spec: QuerySpec
+    plan: BoundedPlan
+    unit: PrivacyUnit
+    unit_column: str
+    units_per_person: int
+    components: dict[str, Component]
+    selection: ThresholdSelection | None
+    loss: PrivacyLoss
+    min_cohort: int | None
+    query_id: str
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def events(self) -> list[Event]:
+        return [c.event for c in self.components.values()]
+
+    @property
+    def person_bounds(self) -> ContributionBounds:
+        return self.plan.bounds.for_person(self.units_per_person)
+
+    def guarantee(self) -> str:
+        who = {PrivacyUnit.USER: "person (all of their devices)",
+               PrivacyUnit.DEVICE: "device (a person with several devices is protected per "
+                                   "device, not as a whole)",
+               PrivacyUnit.COLUMN: f"value of the unit column '{self.unit_column}'"}[self.unit]
+        text = f"({self.loss})-differential privacy per {who}"
+        if self.units_per_person > 1:
+            text += (f"; the rows span {self.units_per_person} key epochs, so one person may be "
+                     f"{self.units_per_person} pseudonyms: every sensitivity was multiplied by "
+                     f"{self.units_per_person} and the guarantee holds per person")
+        return text
+
+
+def sensitivities(bounds: ContributionBounds, k: int, clamp: Any) -> dict[str, float]:
+    """L1 sensitivity per person of each component (see the module docstring)."""
+    l0, linf = bounds.max_partitions, bounds.max_per_partition
+    out: dict[str, float] = {"units": k * l0, "rows": k * l0 * linf, "hist": k * l0 * linf,
+                             "diagnostics": 3 * k}
+    if clamp is not None:
+        out["sum"] = k * l0 * linf * clamp.max_abs
+        out["csum"] = k * l0 * linf * clamp.radius
+        out["csq"] = k * l0 * linf * clamp.radius ** 2
+    return out
+
+
+def _unit(spec: QuerySpec, defaults: AnalyticsDefaults) -> tuple[PrivacyUnit, str]:
+    name = spec.unit or defaults.privacy_unit
+    if name == "user":
+        return PrivacyUnit.USER, "user"
+    if name == "device":
+        return PrivacyUnit.DEVICE, "device"
+    return PrivacyUnit.COLUMN, name
+
+
+def _window_epochs(spec: QuerySpec, key_epoch_days: int) -> int | None:
+    w = spec.window
+    if w is None or not w.bounded:
+        return None
+    assert w.since is not None and w.until is not None
+    span = 86400 * key_epoch_days
+    first = math.floor(w.since.timestamp() / span)
+    last = math.floor((w.until.timestamp() - 1e-9) / span)
+    return max(1, last - first + 1)
+
+
+def compile_query(spec: QuerySpec, source: Source, engine: Engine, *,
+                  policy: Policy | None = None, units_per_person: int | None = None
+                  ) -> CompiledQuery:
+    """Build the bounded plan and calibrate every release. Nothing is read but the schema and,
+    for a store query without a time window, the number of key epochs present."""
+    defaults = policy.analytics if policy else AnalyticsDefaults()
+    key_epoch_days = policy.identity.key_epoch_days if policy else 30
+    unit, unit_column = _unit(spec, defaults)
+    schema = engine.schema(source)
+    if unit_column not in schema.names:
+        raise InvalidParameter(f"unit: the source has no column {unit_column!r}; name the "
+                               f"privacy-unit column with --unit (columns: "
+                               f"{', '.join(schema.names)})")
+    bounds = ContributionBounds(
+        max_partitions=spec.max_partitions or defaults.max_partitions,
+        max_per_partition=spec.max_per_partition or defaults.max_per_partition)
+    aggs = {Agg.UNITS, Agg.ROWS}
+    needed: set[str] = set()
+    for m in spec.metrics:
+        needed.update(_COMPONENTS_OF[m.kind])
+    for name in ("sum", "csum", "csq", "hist"):
+        if name in needed:
+            aggs.add(Agg(name))
+    public = None
+    if spec.public_partitions is not None:
+        public = tuple(tuple(None if v is None else str(v) for v in key)
+                       for key in dict.fromkeys(spec.public_partitions))
+    has_epochs = EPOCH_COLUMN in schema.names
+    plan = BoundedPlan(
+        source=source, unit=unit_column, keys=spec.by, filters=spec.filters,
+        window=spec.window, epoch_column=EPOCH_COLUMN if has_epochs else None,
+        epoch=spec.epoch, bounds=bounds, clamp=spec.clamp, value=spec.value_field,
+        aggs=frozenset(aggs), bins=spec.bins, linf_mode=spec.linf_mode,
+        salt=secrets.randbits(63), public_partitions=public, diagnostics=spec.diagnostics,
+        bounding=not spec.unsafe_disable_bounding)
+    notes: list[str] = []
+    if spec.epoch is not None and not has_epochs:
+        raise InvalidParameter("epoch: the source has no 'epoch' column to restrict to")
+    if units_per_person is not None:
+        k = units_per_person
+    elif not has_epochs or spec.epoch is not None:
+        k = 1
+    else:
+        k = _window_epochs(spec, key_epoch_days) or engine.count_epochs(plan)
+        notes.append(f"rows span up to {k} key epoch(s); sensitivities scaled by {k}")
+    private_selection = bool(spec.by) and public is None
+    min_cohort = spec.min_cohort if spec.min_cohort is not None else defaults.min_cohort
+    min_cohort = min_cohort or None
+    if private_selection or min_cohort:
+        needed.add("units")
+    if private_selection and spec.delta <= 0:
+        raise InvalidParameter("delta: grouping without --public-partitions needs --delta > 0 "
+                               "(private partition selection); or list public partitions")
+    total = PrivacyLoss(spec.epsilon, spec.delta if private_selection else 0)
+    eps_main = total.epsilon * (1 - DIAGNOSTICS_SHARE) if spec.diagnostics else total.epsilon
+    names = [n for n in _ORDER if n in needed]
+    share = eps_main / len(names)
+    sens = sensitivities(bounds, k, spec.clamp)
+    components: dict[str, Component] = {}
+    selection = None
+    for name in names:
+        if name == "units" and private_selection:
+            selection = ThresholdSelection(k * bounds.max_partitions, k * bounds.max_partitions,
+                                           k, share, total.delta)
+            components[name] = Component(name, selection)
+            continue
+        integer = name in ("units", "rows") or (name == "hist"
+                                                 and spec.linf_mode is LinfMode.SAMPLE)
+        components[name] = Component(name, LaplaceMechanism(sens[name], share, integer))
+    if spec.diagnostics:
+        components["diagnostics"] = Component(
+            "diagnostics", LaplaceMechanism(sens["diagnostics"],
+                                            total.epsilon * DIAGNOSTICS_SHARE, False))
+    spent = sum((PrivacyLoss(c.event.epsilon, getattr(c.event, "delta", 0))
+                 for c in components.values()), PrivacyLoss(0, 0))
+    if not spent <= total:  # release re-checks this too
+        raise InvalidParameter(f"internal budget split exceeds the request: {spent} > {total}")
+    query_id = spec.query_id or secrets.token_hex(16)
+    return CompiledQuery(spec=dataclasses.replace(spec, query_id=query_id), plan=plan,
+                         unit=unit, unit_column=unit_column, units_per_person=k,
+                         components=components, selection=selection, loss=spent,
+                         min_cohort=min_cohort, query_id=query_id, notes=tuple(notes))

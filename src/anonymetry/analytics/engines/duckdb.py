@@ -1,0 +1,349 @@
+"""The default engine: DuckDB in-process, one SQL pipeline per query.
+
+The plan (measured in ``benchmarks/dp_plan_floor.py``)::
+
+    src     scan + filter + derive keys + clamp        (vectorized scan, no per-row Python)
+    up      GROUP BY unit, partition                   (the same work as the user-level floor)
+    ranked  row_number() OVER (PARTITION BY unit ORDER BY hash(unit, partition, salt))
+            on the (unit, partition) groups — ~#units·#partitions rows, not #rows
+    out     WHERE rank ≤ L0, GROUP BY partition with min(c, L∞) row weights
+
+so bounding costs one window over the already aggregated (unit, partition) table instead of a
+window over every row. With ``LinfMode.SAMPLE`` the L∞ rows are chosen by a second window over
+rows ordered by ``hash(row, salt)`` (slower; kept for literal row sampling).
+
+The salt is a fresh 63-bit value from :mod:`secrets` per query (drawn by the compiler), so the
+order that decides which partitions and rows a unit keeps cannot be predicted or replayed, and
+it depends on the unit's own rows only.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from anonymetry.analytics.plan import (
+    Agg,
+    BoundedAggregates,
+    BoundedPlan,
+    Diagnostics,
+    Source,
+    SourceKind,
+)
+from anonymetry.analytics.spec import Filter, GroupKey, GroupTransform, LinfMode, check_identifier
+from anonymetry.errors import InvalidParameter
+
+__all__ = ["DuckDBEngine"]
+
+VALUE_BUCKET_OFFSET = 21  # value profile buckets: ±(floor(log2|v|) + 21), 0 for v == 0
+
+
+def q(name: str) -> str:
+    """Quote a validated identifier."""
+    check_identifier(name)
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _num(x: float) -> str:
+    return repr(float(x))
+
+
+class DuckDBEngine:
+    """Runs bounded plans in an in-process DuckDB (a fresh connection per call)."""
+
+    name = "duckdb"
+
+    def __init__(self, *, threads: int | None = None, memory_limit: str | None = None) -> None:
+        self.threads = threads
+        self.memory_limit = memory_limit
+        self._lock = threading.Lock()
+
+    # -- connection and source ---------------------------------------------------------------
+    def _connect(self, source: Source, public: pa.Table | None = None) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        if self.threads:
+            con.execute(f"SET threads = {int(self.threads)}")
+        if self.memory_limit:
+            con.execute(f"SET memory_limit = {_lit(self.memory_limit)}")
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error:  # ICU not loaded: timestamps are then naive UTC already
+            pass
+        if source.kind is SourceKind.PARQUET:
+            con.execute(f"CREATE VIEW __src AS SELECT * FROM read_parquet({_lit(str(source.path))})")
+        elif source.kind is SourceKind.CSV:
+            con.execute(f"CREATE VIEW __src AS SELECT * FROM read_csv_auto({_lit(str(source.path))})")
+        elif source.kind is SourceKind.ARROW:
+            con.register("__src", source.obj)
+        elif source.kind is SourceKind.STORE:
+            source.obj.duckdb_register(con, "__src")
+        else:  # pragma: no cover - enum is closed
+            raise InvalidParameter(f"source: unsupported kind {source.kind}")
+        if public is not None:
+            con.register("__public", public)
+        return con
+
+    def schema(self, source: Source) -> pa.Schema:
+        con = self._connect(source)
+        try:
+            return con.execute("SELECT * FROM __src LIMIT 0").fetch_arrow_table().schema
+        finally:
+            con.close()
+
+    # -- SQL pieces ----------------------------------------------------------------------------
+    def _key_expr(self, key: GroupKey, schema: pa.Schema) -> str:
+        col = q(key.column)
+        if key.transform is GroupTransform.NONE:
+            return f"CAST({col} AS VARCHAR)"
+        typ = schema.field(key.column).type if key.column in schema.names else None
+        ts = f"to_timestamp({col})" if typ is not None and pa.types.is_integer(typ) else \
+            f"CAST({col} AS TIMESTAMP)"
+        if key.transform is GroupTransform.DAY:
+            return f"strftime({ts}, '%Y-%m-%d')"
+        return f"strftime(date_trunc('week', {ts}), '%Y-%m-%d')"
+
+    def _where(self, plan: BoundedPlan, schema: pa.Schema) -> tuple[str, list[Any]]:
+        names = set(schema.names)
+        needed = [plan.unit, *(k.column for k in plan.keys), *(f.column for f in plan.filters)]
+        if plan.value:
+            needed.append(plan.value)
+        if plan.window:
+            needed.append(plan.window.column)
+        if plan.epoch is not None and plan.epoch_column:
+            needed.append(plan.epoch_column)
+        missing = sorted({c for c in needed if c not in names})
+        if missing:
+            raise InvalidParameter(f"source: no column(s) {', '.join(missing)}; it has "
+                                   f"{', '.join(schema.names)}")
+        clauses = [f"{q(plan.unit)} IS NOT NULL"]
+        params: list[Any] = []
+        if plan.value:
+            clauses.append(f"{q(plan.value)} IS NOT NULL")
+        for flt in plan.filters:
+            clauses.append(self._filter(flt, params))
+        if plan.window:
+            col = q(plan.window.column)
+            typ = schema.field(plan.window.column).type
+            for bound, op in ((plan.window.since, ">="), (plan.window.until, "<")):
+                if bound is None:
+                    continue
+                if pa.types.is_integer(typ):
+                    clauses.append(f"{col} {op} ?")
+                    params.append(int(bound.timestamp()))
+                elif pa.types.is_timestamp(typ) and typ.tz is not None:
+                    clauses.append(f"{col} {op} CAST(? AS TIMESTAMPTZ)")
+                    params.append(bound.isoformat())
+                else:
+                    clauses.append(f"CAST({col} AS TIMESTAMP) {op} CAST(? AS TIMESTAMP)")
+                    params.append(bound.replace(tzinfo=None).isoformat(sep=" "))
+        if plan.epoch is not None and plan.epoch_column:
+            clauses.append(f"{q(plan.epoch_column)} = ?")
+            params.append(int(plan.epoch))
+        return " AND ".join(clauses), params
+
+    @staticmethod
+    def _filter(flt: Filter, params: list[Any]) -> str:
+        col = q(flt.column)
+        if flt.op == "~":
+            params.extend(flt.values)
+            return f"{col} IN ({', '.join('?' for _ in flt.values)})"
+        params.append(flt.values[0])
+        return f"{col} {flt.op} ?"
+
+    def _src(self, plan: BoundedPlan, schema: pa.Schema, *, with_hash: bool) -> tuple[str, list[Any]]:
+        where, params = self._where(plan, schema)
+        cols = [f"{q(plan.unit)} AS __u"]
+        cols += [f"{self._key_expr(k, schema)} AS {q(f'k{i}')}" for i, k in enumerate(plan.keys)]
+        if plan.value and plan.clamp:
+            v = f"CAST({q(plan.value)} AS DOUBLE)"
+            lo, hi = _num(plan.clamp.lo), _num(plan.clamp.hi)
+            cols.append(f"least(greatest({v}, {lo}), {hi}) AS __v")
+            cols.append(f"CAST(({v} < {lo} OR {v} > {hi}) AS INTEGER) AS __cl")
+            if Agg.HIST in plan.aggs:
+                width = _num(plan.clamp.width / plan.bins)
+                cols.append(f"least(CAST(floor((least(greatest({v}, {lo}), {hi}) - {lo}) / {width})"
+                            f" AS INTEGER), {plan.bins - 1}) AS __b")
+        if with_hash:
+            all_cols = ", ".join(q(c) for c in schema.names)
+            cols.append(f"hash({all_cols}, {int(plan.salt)}) AS __h")
+        sql = f"SELECT {', '.join(cols)} FROM __src WHERE {where}"
+        if plan.public_partitions is not None:
+            keys = ", ".join(q(f"k{i}") for i in range(len(plan.keys)))
+            sql = f"SELECT * FROM ({sql}) AS s SEMI JOIN __public USING ({keys})"
+        return sql, params
+
+    def _ranked_sql(self, plan: BoundedPlan, schema: pa.Schema) -> tuple[str, list[Any]]:
+        """``__u, k…, __c (kept rows ≤ L∞ or weight base), __craw, sums…, __r`` per (unit, part)."""
+        keys = [q(f"k{i}") for i in range(len(plan.keys))]
+        key_list = ", ".join(keys)
+        group = ", ".join(["__u", *keys])
+        sample = plan.linf_mode is LinfMode.SAMPLE and plan.bounding
+        src, params = self._src(plan, schema, with_hash=sample)
+        linf = plan.bounds.max_per_partition
+        if sample:
+            src = (f"SELECT *, count(*) OVER (PARTITION BY {group}) AS __craw FROM ({src}) AS s0 "
+                   f"QUALIFY row_number() OVER (PARTITION BY {group} ORDER BY __h) <= {linf}")
+        aggs = ["count(*) AS __c"]
+        aggs.append("max(__craw) AS __craw" if sample else "count(*) AS __craw")
+        if plan.value and plan.clamp:
+            mid = _num(plan.clamp.mid)
+            if Agg.SUM in plan.aggs:
+                aggs.append("sum(__v) AS __s")
+            if Agg.CSUM in plan.aggs:
+                aggs.append(f"sum(__v - {mid}) AS __cs")
+            if Agg.CSQ in plan.aggs:
+                aggs.append(f"sum((__v - {mid}) * (__v - {mid})) AS __cq")
+            aggs.append("sum(__cl) AS __ncl")
+        order = f"hash(__u{', ' + key_list if key_list else ''}, {int(plan.salt)})"
+        sql = (f"SELECT {group}, {', '.join(aggs)}, "
+               f"row_number() OVER (PARTITION BY __u ORDER BY {order}) AS __r "
+               f"FROM ({src}) AS s GROUP BY {group}")
+        return sql, params
+
+    def _weight(self, plan: BoundedPlan) -> str:
+        """Per (unit, partition) weight applied to row-level sums."""
+        if not plan.bounding or plan.linf_mode is LinfMode.SAMPLE:
+            return "1.0"
+        linf = plan.bounds.max_per_partition
+        return f"(least(__c, {linf}) / __c)"
+
+    def _rows(self, plan: BoundedPlan) -> str:
+        if not plan.bounding or plan.linf_mode is LinfMode.SAMPLE:
+            return "__c"
+        return f"least(__c, {plan.bounds.max_per_partition})"
+
+    def _kept(self, plan: BoundedPlan) -> str:
+        return f"__r <= {plan.bounds.max_partitions}" if plan.bounding else "TRUE"
+
+    # -- the protocol ----------------------------------------------------------------------------
+    def count_epochs(self, plan: BoundedPlan) -> int:
+        if not plan.epoch_column:
+            return 1
+        con = self._connect(plan.source)
+        try:
+            schema = con.execute("SELECT * FROM __src LIMIT 0").fetch_arrow_table().schema
+            if plan.epoch_column not in schema.names:
+                return 1
+            where, params = self._where(plan, schema)
+            row = con.execute(f"SELECT count(DISTINCT {q(plan.epoch_column)}) FROM __src "
+                              f"WHERE {where}", params).fetchone()
+            return max(1, int(row[0]) if row else 1)
+        finally:
+            con.close()
+
+    def aggregate(self, plan: BoundedPlan) -> BoundedAggregates:
+        public = self._public_table(plan)
+        con = self._connect(plan.source, public)
+        try:
+            schema = con.execute("SELECT * FROM __src LIMIT 0").fetch_arrow_table().schema
+            ranked, params = self._ranked_sql(plan, schema)
+            keys = [q(f"k{i}") for i in range(len(plan.keys))]
+            key_list = ", ".join(keys)
+            w, rows, kept = self._weight(plan), self._rows(plan), self._kept(plan)
+            outs = ["count(*) AS units", f"sum({rows}) AS rows"]
+            if plan.value and plan.clamp:
+                if Agg.SUM in plan.aggs:
+                    outs.append(f"sum(__s * {w}) AS sum")
+                if Agg.CSUM in plan.aggs:
+                    outs.append(f"sum(__cs * {w}) AS csum")
+                if Agg.CSQ in plan.aggs:
+                    outs.append(f"sum(__cq * {w}) AS csq")
+            need_temp = plan.diagnostics or Agg.HIST in plan.aggs
+            if need_temp:
+                con.execute(f"CREATE TEMP TABLE __ranked AS {ranked}", params)
+                base, base_params = "__ranked", []
+            else:
+                base, base_params = f"({ranked}) AS r", params
+            select_keys = ", ".join(f"{k} AS {q(name)}" for k, name in zip(keys, plan.key_names,
+                                                                             strict=True))
+            group = f" GROUP BY {key_list}" if key_list else ""
+            sql = (f"SELECT {select_keys + ', ' if select_keys else ''}{', '.join(outs)} "
+                   f"FROM {base} WHERE {kept}{group}")
+            partitions = con.execute(sql, base_params).fetch_arrow_table()
+            if not keys and partitions.num_rows == 1 and partitions.column("units")[0].as_py() == 0:
+                partitions = partitions.slice(0, 0)
+            diagnostics = self._diagnostics(con, plan) if plan.diagnostics else None
+            histogram = self._histogram(con, plan, schema) if Agg.HIST in plan.aggs else None
+            return BoundedAggregates(partitions, histogram, diagnostics)
+        finally:
+            con.close()
+
+    def _public_table(self, plan: BoundedPlan) -> pa.Table | None:
+        if plan.public_partitions is None:
+            return None
+        cols = {f"k{i}": pa.array([None if key[i] is None else str(key[i])
+                                   for key in plan.public_partitions], pa.string())
+                for i in range(len(plan.keys))}
+        return pa.table(cols)
+
+    def _diagnostics(self, con: duckdb.DuckDBPyConnection, plan: BoundedPlan) -> Diagnostics:
+        kept, rows, w = self._kept(plan), self._rows(plan), self._weight(plan)
+        has_value = plan.value is not None and plan.clamp is not None
+        clamped = f"CASE WHEN {kept} THEN __ncl * {w} ELSE 0 END" if has_value else "0"
+        sql = (f"SELECT coalesce(sum(1 - kept / raw), 0), "
+               f"coalesce(sum(CASE WHEN kept > 0 THEN clamped / kept ELSE 0 END), 0), count(*) "
+               f"FROM (SELECT __u, sum(__craw)::DOUBLE AS raw, "
+               f"sum(CASE WHEN {kept} THEN {rows} ELSE 0 END)::DOUBLE AS kept, "
+               f"sum({clamped})::DOUBLE AS clamped FROM __ranked GROUP BY __u) AS per_unit")
+        row = con.execute(sql).fetchone()
+        assert row is not None
+        return Diagnostics(float(row[0]), float(row[1]), int(row[2]))
+
+    def _histogram(self, con: duckdb.DuckDBPyConnection, plan: BoundedPlan,
+                   schema: pa.Schema) -> pa.Table:
+        keys = [q(f"k{i}") for i in range(len(plan.keys))]
+        join_keys = ", ".join(["__u", *keys])
+        select_keys = "".join(f"{k} AS {q(n)}, " for k, n in zip(keys, plan.key_names,
+                                                                   strict=True))
+        sample = plan.linf_mode is LinfMode.SAMPLE and plan.bounding
+        src, params = self._src(plan, schema, with_hash=sample)
+        if sample:
+            linf = plan.bounds.max_per_partition
+            src = (f"SELECT * FROM ({src}) AS s0 QUALIFY row_number() OVER "
+                   f"(PARTITION BY {join_keys} ORDER BY __h) <= {linf}")
+        w = self._weight(plan)
+        sql = (f"WITH b AS (SELECT {join_keys}, __b, count(*) AS __cb FROM ({src}) AS s "
+               f"GROUP BY {join_keys}, __b) "
+               f"SELECT {select_keys}__b AS bin, sum(__cb * {w}) AS weight FROM b "
+               f"JOIN __ranked USING ({join_keys}) WHERE {self._kept(plan)} "
+               f"GROUP BY {', '.join([*keys, '__b'])}")
+        return con.execute(sql, params).fetch_arrow_table()
+
+    def profile(self, plan: BoundedPlan, value_bins: list[float] | None = None) -> dict[str, Any]:
+        public = self._public_table(plan)
+        con = self._connect(plan.source, public)
+        try:
+            schema = con.execute("SELECT * FROM __src LIMIT 0").fetch_arrow_table().schema
+            src, params = self._src(plan, schema, with_hash=False)
+            keys = [q(f"k{i}") for i in range(len(plan.keys))]
+            group = ", ".join(["__u", *keys])
+            con.execute(f"CREATE TEMP TABLE __up AS SELECT {group}, count(*) AS c "
+                        f"FROM ({src}) AS s GROUP BY {group}", params)
+            con.execute("CREATE TEMP TABLE __pu AS SELECT __u, count(*) AS np, sum(c) AS nr "
+                        "FROM __up GROUP BY __u")
+            out: dict[str, Any] = {
+                "partitions": con.execute(
+                    "SELECT np AS n, count(*)::DOUBLE AS w FROM __pu GROUP BY np").fetch_arrow_table(),
+                "rows": con.execute(
+                    "SELECT c AS n, sum(1.0 / np) AS w FROM __up JOIN __pu USING (__u) "
+                    "GROUP BY c").fetch_arrow_table(),
+            }
+            if plan.value:
+                v = f"CAST({q(plan.value)} AS DOUBLE)"
+                where, wparams = self._where(plan, schema)
+                bucket = (f"CASE WHEN {v} = 0 THEN 0 ELSE CAST(sign({v}) * (greatest(least("
+                          f"floor(log2(abs({v}))), 40), -20) + {VALUE_BUCKET_OFFSET}) AS INTEGER) END")
+                out["values"] = con.execute(
+                    f"SELECT b, sum(1.0 / nr) AS w FROM (SELECT {q(plan.unit)} AS __u, {bucket} AS b "
+                    f"FROM __src WHERE {where}) AS s JOIN __pu USING (__u) GROUP BY b",
+                    wparams).fetch_arrow_table()
+            return out
+        finally:
+            con.close()

@@ -1,0 +1,212 @@
+"""The on-disk format of the event store's write-ahead segments and of its catalog.
+
+One SQLite file per collector process, ``DIR/wal/<instance>.sqlite`` (WAL journal mode,
+``synchronous=FULL``), holds acknowledged events not yet compacted:
+
+- ``chunks(id, epoch, n, blob)``: one AES-256-GCM blob per group-commit chunk of one epoch,
+  sealed under the epoch's ``seal`` key; the plaintext is the msgpack list of the chunk's rows.
+  The associated data binds a blob to its segment, chunk id, epoch and row count.
+- ``dedup(key, chunk, epoch)``: the dedup key of every row in ``chunks`` (UNIQUE).
+- ``counters(kind, name, epoch, n)``: ``stored`` per event and epoch, ``discarded`` per reason.
+
+The catalog, ``DIR/catalog.sqlite``, is shared by all processes: the Parquet files (``files``,
+with a ``pending`` state as the compaction's idempotency marker), how far each segment was
+compacted (``upto``), the dedup keys of compacted rows and counter adjustments.
+
+A segment is locked (``flock`` on ``<instance>.lock``) by the process that appends to it; a
+later process may adopt a segment whose lock is free, so their number stays bounded by the
+number of concurrent collectors. Chunk ids only grow (``AUTOINCREMENT``), which is what makes
+``upto`` a sound "already compacted" marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from anonymetry.errors import InvalidParameter
+
+__all__ = [
+    "CATALOG_NAME",
+    "SegmentLock",
+    "chunk_aad",
+    "compaction_lock",
+    "connect",
+    "fsync_dir",
+    "init_catalog",
+    "init_segment",
+    "segment_paths",
+]
+
+CATALOG_NAME = "catalog.sqlite"
+FORMAT = "1"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+_SEGMENT_DDL = """
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    epoch INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    blob BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS dedup(
+    key TEXT PRIMARY KEY,
+    chunk INTEGER NOT NULL,
+    epoch INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters(
+    kind TEXT NOT NULL, name TEXT NOT NULL, epoch INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY(kind, name, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+_CATALOG_DDL = """
+CREATE TABLE IF NOT EXISTS files(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    rows INTEGER NOT NULL DEFAULT 0,
+    by_event TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS upto(segment TEXT PRIMARY KEY, chunk INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dedup(key TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters(
+    kind TEXT NOT NULL, name TEXT NOT NULL, epoch INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY(kind, name, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+"""
+
+COUNTER_UPSERT = (
+    "INSERT INTO counters(kind, name, epoch, n) VALUES(?, ?, ?, ?) "
+    "ON CONFLICT(kind, name, epoch) DO UPDATE SET n = n + excluded.n"
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN/COMMIT), WAL, ``synchronous=FULL``.
+
+    New files are created 0600 (SQLite gives its -wal and -shm files the same mode)."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new, empty file only
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode.lower() != "wal":
+        conn.close()
+        raise InvalidParameter(f"{path}: SQLite refused WAL mode ({mode}); use a local disk")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA secure_delete=ON")  # erased rows leave no ciphertext in free pages
+    conn.execute("PRAGMA journal_size_limit=67108864")
+    return conn
+
+
+def _init(conn: sqlite3.Connection, ddl: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in ddl.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta(k, v) VALUES('format', ?)", (FORMAT,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def init_segment(conn: sqlite3.Connection) -> None:
+    _init(conn, _SEGMENT_DDL)
+
+
+def init_catalog(conn: sqlite3.Connection) -> None:
+    _init(conn, _CATALOG_DDL)
+
+
+def chunk_aad(segment: str, chunk: int, epoch: int, n: int) -> bytes:
+    return f"anonymetry/wal/v1|{segment}|{chunk}|{epoch}|{n}".encode()
+
+
+def segment_paths(wal_dir: Path) -> list[Path]:
+    """Every segment file under ``DIR/wal`` (sorted by name)."""
+    if not wal_dir.is_dir():
+        return []
+    return sorted(p for p in wal_dir.glob("*.sqlite") if _NAME_RE.match(p.stem))
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SegmentLock:
+    """The exclusive claim of one process on one segment (``flock``, released on exit)."""
+
+    def __init__(self, wal_dir: Path, name: str, fd: int) -> None:
+        self.wal_dir = wal_dir
+        self.name = name
+        self._fd: int | None = fd
+
+    @property
+    def path(self) -> Path:
+        return self.wal_dir / f"{self.name}.sqlite"
+
+    @classmethod
+    def try_take(cls, wal_dir: Path, name: str) -> SegmentLock | None:
+        fd = os.open(wal_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(wal_dir, name, fd)
+
+    @classmethod
+    def claim(cls, wal_dir: Path, instance: str | None) -> SegmentLock:
+        """Take ``instance``'s segment, else adopt a free one, else start a new one."""
+        wal_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if instance is not None:
+            if not _NAME_RE.match(instance):
+                raise InvalidParameter(
+                    f"instance {instance!r}: use 1-64 letters, digits, '.', '_' or '-'"
+                )
+            lock = cls.try_take(wal_dir, instance)
+            if lock is None:
+                raise InvalidParameter(
+                    f"instance {instance!r} is in use by another live process; "
+                    "give each collector its own instance name"
+                )
+            return lock
+        for path in segment_paths(wal_dir):
+            lock = cls.try_take(wal_dir, path.stem)
+            if lock is not None:
+                return lock
+        while True:
+            lock = cls.try_take(wal_dir, uuid.uuid4().hex[:16])
+            if lock is not None:
+                return lock
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+@contextlib.contextmanager
+def compaction_lock(wal_dir: Path) -> Iterator[None]:
+    """Serializes compaction and erasure (they rewrite stored data) across processes."""
+    wal_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(wal_dir / "compaction.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

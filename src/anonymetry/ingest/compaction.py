@@ -1,0 +1,338 @@
+"""Compaction (WAL chunks → encrypted Parquet) and erasure (delete a device's rows).
+
+Both rewrite stored data, so they run under one cross-process lock (``DIR/wal/compaction.lock``);
+appends continue meanwhile. Compaction of one segment, crash-safe at every step:
+
+1. read a snapshot of the segment's chunks (ids ≤ M) and of its dedup keys with chunk ≤ M;
+2. decrypt, drop rows whose key the catalog already holds (a duplicate two collectors raced on);
+3. reserve a file id per epoch in the catalog (state ``pending``), write each Parquet file,
+   ``fsync`` it and its directory;
+4. one catalog transaction: files ``live``, dedup keys added, ``upto[segment] = M``, counter
+   corrections for dropped duplicates;
+5. one segment transaction: delete chunks and dedup keys ≤ M.
+
+A crash before 4 leaves ``pending`` files, removed by the next run (nothing was moved); a crash
+between 4 and 5 leaves chunks ≤ M in the segment, which readers, stats and the next compaction
+ignore by ``upto`` (nothing is counted twice). Dedup keys live on in the catalog, so a late
+retry of a compacted event is still a duplicate; keys of epochs older than the policy's
+``max_age_days`` (whose events the collector rejects anyway) are pruned.
+
+Chunks of destroyed epochs cannot be decrypted; compaction deletes them (they were shredded).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from anonymetry.errors import KeyUnavailable
+from anonymetry.ingest import _wal
+from anonymetry.ingest._codec import Row, decode_rows, encode_rows, rows_to_table, stored_schema
+from anonymetry.policy import Policy
+from anonymetry.privacy import Keyring, Sealer
+from anonymetry.privacy.parquet_crypto import ParquetCrypto
+
+__all__ = ["compact", "delete_device"]
+
+_ROUND_CHUNKS = 2000  # chunks per compaction round (bounds memory)
+
+
+def _catalog(data_dir: Path) -> sqlite3.Connection:
+    conn = _wal.connect(data_dir / _wal.CATALOG_NAME)
+    _wal.init_catalog(conn)
+    return conn
+
+
+def _drop_pending(data_dir: Path, catalog: sqlite3.Connection) -> None:
+    """Remove files of compactions/erasures that crashed before their catalog commit."""
+    for fid, rel in catalog.execute(
+            "SELECT id, path FROM files WHERE state IN ('pending', 'replaced')").fetchall():
+        (data_dir / rel).unlink(missing_ok=True)
+        catalog.execute("DELETE FROM files WHERE id = ?", (fid,))
+
+
+def _write_parquet(data_dir: Path, catalog: sqlite3.Connection, crypto: ParquetCrypto,
+                   epoch: int, table: pa.Table, instance: str) -> tuple[int, str]:
+    """Reserve a file id (``pending``), write and fsync the encrypted file; return id, path."""
+    catalog.execute("BEGIN IMMEDIATE")
+    cur = catalog.execute(
+        "INSERT INTO files(path, epoch, state) VALUES('', ?, 'pending')", (epoch,))
+    fid = int(cur.lastrowid or 0)
+    rel = f"parquet/epoch={epoch}/part-{fid:08d}-{instance}.parquet"
+    catalog.execute("UPDATE files SET path = ? WHERE id = ?", (rel, fid))
+    catalog.execute("COMMIT")
+    path = data_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with pq.ParquetWriter(path, table.schema, compression="zstd",
+                          encryption_properties=crypto.encryption_properties(epoch)) as writer:
+        writer.write_table(table, row_group_size=256 * 1024)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _wal.fsync_dir(path.parent)
+    return fid, rel
+
+
+def _prune_dedup(catalog: sqlite3.Connection, policy: Policy) -> None:
+    """Forget dedup keys of epochs no valid retry can belong to any more."""
+    days = policy.identity.key_epoch_days
+    horizon = time.time() - (policy.time.max_age_days + 2) * 86400
+    below = int(horizon // (86400 * days))  # epochs < below ended before the horizon
+    done = catalog.execute("SELECT v FROM meta WHERE k = 'dedup_pruned_below'").fetchone()
+    if done and int(done[0]) >= below:
+        return
+    catalog.execute("BEGIN IMMEDIATE")
+    catalog.execute("DELETE FROM dedup WHERE epoch < ?", (below,))
+    catalog.execute("INSERT OR REPLACE INTO meta(k, v) VALUES('dedup_pruned_below', ?)",
+                    (str(below),))
+    catalog.execute("COMMIT")
+
+
+def compact(data_dir: Path, policy: Policy, keyring: Keyring, *,
+            instance: str = "compactor") -> int:
+    """Move every compactable WAL row of ``data_dir`` into Parquet; return rows moved."""
+    data_dir = Path(data_dir)
+    wal_dir = data_dir / "wal"
+    schema = stored_schema(policy)
+    sealer = Sealer(keyring)
+    crypto = ParquetCrypto(keyring)
+    moved = 0
+    with _wal.compaction_lock(wal_dir):
+        catalog = _catalog(data_dir)
+        try:
+            _drop_pending(data_dir, catalog)
+            for path in _wal.segment_paths(wal_dir):
+                seg = _wal.connect(path)
+                try:
+                    _wal.init_segment(seg)
+                    while True:
+                        n, more = _compact_round(data_dir, path.stem, seg, catalog, sealer,
+                                                 crypto, keyring, schema, instance)
+                        moved += n
+                        if not more:
+                            break
+                finally:
+                    seg.close()
+            _prune_dedup(catalog, policy)
+        finally:
+            catalog.close()
+    return moved
+
+
+def _compact_round(data_dir: Path, segment: str, seg: sqlite3.Connection,
+                   catalog: sqlite3.Connection, sealer: Sealer, crypto: ParquetCrypto,
+                   keyring: Keyring, schema: pa.Schema, instance: str) -> tuple[int, bool]:
+    done_row = catalog.execute("SELECT chunk FROM upto WHERE segment = ?", (segment,)).fetchone()
+    done = done_row[0] if done_row else 0
+    seg.execute("BEGIN")
+    try:
+        chunks = seg.execute(
+            "SELECT id, epoch, n, blob FROM chunks WHERE id > ? ORDER BY id LIMIT ?",
+            (done, _ROUND_CHUNKS)).fetchall()
+        more = len(chunks) == _ROUND_CHUNKS
+        top = max([done] + [c[0] for c in chunks])
+        if not more:  # keys of chunks erased whole, beyond the last chunk, go too
+            top = max(top, seg.execute("SELECT coalesce(max(chunk), 0) FROM dedup").fetchone()[0])
+        keys_json = seg.execute(
+            "SELECT coalesce(json_group_array(json_array(key, epoch)), '[]') FROM dedup "
+            "WHERE chunk <= ?", (top,)).fetchone()[0]
+        stale = seg.execute("SELECT count(*) FROM chunks WHERE id <= ?", (done,)).fetchone()[0]
+    finally:
+        seg.execute("COMMIT")
+    if top == done and not stale and keys_json == "[]":
+        return 0, False
+
+    states = keyring.epochs()
+    by_epoch: dict[int, list[Row]] = {}
+    for chunk, epoch, n, blob in chunks:
+        if states.get(epoch) == "destroyed":
+            continue
+        try:
+            plain = sealer.open(epoch, blob, _wal.chunk_aad(segment, chunk, epoch, n))
+        except KeyUnavailable:
+            continue
+        by_epoch.setdefault(epoch, []).extend(decode_rows(plain))
+
+    # rows another collector stored first (and compaction already moved) are dropped
+    all_keys = [r.dedup for rows in by_epoch.values() for r in rows]
+    compacted = {k for (k,) in catalog.execute(
+        "SELECT key FROM dedup WHERE key IN (SELECT value FROM json_each(?))",
+        (orjson.dumps(all_keys),))} if all_keys else set()
+    dropped: Counter[tuple[str, int]] = Counter()
+    written: list[tuple[int, int, dict[str, int]]] = []
+    moved = 0
+    for epoch, rows in sorted(by_epoch.items()):
+        if compacted:
+            keep = [r for r in rows if r.dedup not in compacted]
+            for r in rows:
+                if r.dedup in compacted:
+                    dropped[r.event, epoch] += 1
+            rows = keep
+        if not rows:
+            continue
+        table = rows_to_table(rows, schema)
+        fid, _ = _write_parquet(data_dir, catalog, crypto, epoch, table, instance)
+        written.append((fid, len(rows), dict(Counter(r.event for r in rows))))
+        moved += len(rows)
+
+    catalog.execute("BEGIN IMMEDIATE")
+    try:
+        for fid, n, by_event in written:
+            catalog.execute("UPDATE files SET state = 'live', rows = ?, by_event = ? WHERE id = ?",
+                            (n, orjson.dumps(by_event).decode(), fid))
+        catalog.execute("INSERT OR IGNORE INTO dedup(key, epoch) "
+                        "SELECT value ->> 0, value ->> 1 FROM json_each(?)", (keys_json,))
+        catalog.execute("INSERT INTO upto(segment, chunk) VALUES(?, ?) ON CONFLICT(segment) "
+                        "DO UPDATE SET chunk = max(chunk, excluded.chunk)", (segment, top))
+        catalog.executemany(_wal.COUNTER_UPSERT,
+                            [("stored", ev, ep, -n) for (ev, ep), n in dropped.items()])
+        catalog.execute("COMMIT")
+    except BaseException:
+        if catalog.in_transaction:
+            catalog.execute("ROLLBACK")
+        raise
+
+    seg.execute("BEGIN IMMEDIATE")
+    try:
+        seg.execute("DELETE FROM chunks WHERE id <= ?", (top,))
+        seg.execute("DELETE FROM dedup WHERE chunk <= ?", (top,))
+        seg.execute("COMMIT")
+    except BaseException:
+        if seg.in_transaction:
+            seg.execute("ROLLBACK")
+        raise
+    seg.execute("PRAGMA incremental_vacuum").fetchall()
+    return moved, more
+
+
+def delete_device(data_dir: Path, keyring: Keyring, device_by_epoch: Mapping[int, str], *,
+                  policy: Policy | None = None, instance: str = "eraser") -> int:
+    """Delete every row of one device (pseudonym per epoch) from WAL segments and Parquet.
+
+    The old ciphertext does not stay behind in SQLite (``secure_delete``, WAL checkpoint); a
+    replaced Parquet file is unlinked after the catalog points at its rewrite.
+    """
+    data_dir = Path(data_dir)
+    wal_dir = data_dir / "wal"
+    sealer = Sealer(keyring)
+    crypto = ParquetCrypto(keyring)
+    states = keyring.epochs()
+    targets = {int(e): d for e, d in device_by_epoch.items() if states.get(int(e)) != "destroyed"}
+    if not targets:
+        return 0
+    deleted = 0
+    with _wal.compaction_lock(wal_dir):
+        for path in _wal.segment_paths(wal_dir):
+            seg = _wal.connect(path)
+            try:
+                _wal.init_segment(seg)
+                deleted += _erase_in_segment(path.stem, seg, sealer, targets)
+            finally:
+                seg.close()
+        catalog = _catalog(data_dir)
+        try:
+            _drop_pending(data_dir, catalog)
+            schema = stored_schema(policy) if policy is not None else None
+            deleted += _erase_in_parquet(data_dir, catalog, crypto, targets, schema, instance)
+        finally:
+            catalog.close()
+    return deleted
+
+
+def _erase_in_segment(segment: str, seg: sqlite3.Connection, sealer: Sealer,
+                      targets: Mapping[int, str]) -> int:
+    marks = ",".join("?" * len(targets))
+    seg.execute("BEGIN IMMEDIATE")
+    try:
+        removed: Counter[tuple[str, int]] = Counter()
+        for chunk, epoch, n, blob in seg.execute(
+                f"SELECT id, epoch, n, blob FROM chunks WHERE epoch IN ({marks})",
+                list(targets)).fetchall():
+            rows = decode_rows(sealer.open(epoch, blob, _wal.chunk_aad(segment, chunk, epoch, n)))
+            device = targets[epoch]
+            keep = [r for r in rows if r.device != device]
+            if len(keep) == len(rows):
+                continue
+            for r in rows:
+                if r.device == device:
+                    removed[r.event, epoch] += 1
+            if keep:
+                aad = _wal.chunk_aad(segment, chunk, epoch, len(keep))
+                seg.execute("UPDATE chunks SET n = ?, blob = ? WHERE id = ?",
+                            (len(keep), sealer.seal(epoch, encode_rows(keep), aad), chunk))
+            else:
+                seg.execute("DELETE FROM chunks WHERE id = ?", (chunk,))
+        seg.executemany(_wal.COUNTER_UPSERT,
+                        [("stored", ev, ep, -n) for (ev, ep), n in removed.items()])
+        seg.execute("COMMIT")
+    except BaseException:
+        if seg.in_transaction:
+            seg.execute("ROLLBACK")
+        raise
+    if removed:
+        seg.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return sum(removed.values())
+
+
+def _erase_in_parquet(data_dir: Path, catalog: sqlite3.Connection, crypto: ParquetCrypto,
+                      targets: Mapping[int, str], schema: pa.Schema | None,
+                      instance: str) -> int:
+    marks = ",".join("?" * len(targets))
+    files = catalog.execute(
+        f"SELECT id, path, epoch FROM files WHERE state = 'live' AND epoch IN ({marks})",
+        list(targets)).fetchall()
+    deleted = 0
+    for fid, rel, epoch in files:
+        table = pq.read_table(data_dir / rel, decryption_properties=crypto.decryption_properties())
+        hit = pc.equal(table["device"], targets[epoch])
+        n_hit = pc.sum(hit).as_py() or 0
+        if not n_hit:
+            continue
+        removed = Counter(table.filter(hit)["event"].to_pylist())
+        keep = table.filter(pc.invert(hit))
+        if schema is not None and keep.schema != schema:
+            keep = _conform(keep, schema)
+        new: tuple[int, str] | None = None
+        if keep.num_rows:
+            new = _write_parquet(data_dir, catalog, crypto, epoch, keep, instance)
+        catalog.execute("BEGIN IMMEDIATE")
+        try:
+            catalog.execute("UPDATE files SET state = 'replaced' WHERE id = ?", (fid,))
+            if new is not None:
+                by_event = Counter(keep["event"].to_pylist())
+                catalog.execute(
+                    "UPDATE files SET state = 'live', rows = ?, by_event = ? WHERE id = ?",
+                    (keep.num_rows, orjson.dumps(dict(by_event)).decode(), new[0]))
+            catalog.executemany(_wal.COUNTER_UPSERT,
+                                [("stored", ev, epoch, -n) for ev, n in removed.items()])
+            catalog.execute("COMMIT")
+        except BaseException:
+            if catalog.in_transaction:
+                catalog.execute("ROLLBACK")
+            raise
+        (data_dir / rel).unlink(missing_ok=True)
+        catalog.execute("DELETE FROM files WHERE id = ?", (fid,))
+        deleted += n_hit
+    return deleted
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    cols: list[Any] = []
+    for f in schema:
+        if f.name in table.column_names:
+            cols.append(table[f.name].cast(f.type))
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)

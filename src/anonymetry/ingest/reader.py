@@ -1,0 +1,257 @@
+"""Reading the store: the stored rows as Arrow for analytics, and the store's counters.
+
+:func:`open_reader` takes a snapshot: the WAL chunks not yet compacted (decrypted, deduplicated,
+as an in-memory Arrow table) plus the live Parquet files of readable epochs (scanned lazily and
+decrypted by pyarrow, so DuckDB scans them vectorized). Rows of destroyed epochs are not
+readable; they are counted in :attr:`StoreReader.shredded` instead of failing the read.
+
+Snapshot order matters: segments are read *before* the catalog, so a compaction that runs in
+between is seen as done (its chunks are dropped by the ``upto`` marks and its files are read),
+never as half done.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from anonymetry.errors import KeyUnavailable
+from anonymetry.ingest import _wal
+from anonymetry.ingest._codec import BASE_COLUMNS, Row, decode_rows, rows_to_table, stored_schema
+from anonymetry.policy import Policy
+from anonymetry.privacy import Keyring, Sealer
+from anonymetry.privacy.parquet_crypto import ParquetCrypto
+
+__all__ = ["StoreReader", "open_reader", "store_stats"]
+
+
+@dataclass
+class StoreReader:
+    """A snapshot of the stored events.
+
+    - :meth:`dataset`: a ``pyarrow.dataset.Dataset`` (Parquet files ∪ uncompacted WAL rows).
+    - :meth:`to_arrow_table`: the same, materialized (``columns``/``filter`` pushed down).
+    - :meth:`duckdb_register`: make it a DuckDB view.
+    - :attr:`shredded`: epoch → rows that exist but can no longer be read (key destroyed).
+
+    Parquet data keys are unwrapped once when the reader is opened and cached for
+    ``cache_seconds`` (one day by default); open a new reader for a new session.
+    """
+
+    schema: pa.Schema
+    wal_table: pa.Table
+    files: list[str]
+    crypto: ParquetCrypto
+    shredded: dict[int, int] = field(default_factory=dict)
+    epochs: dict[int, str] = field(default_factory=dict)
+
+    def dataset(self) -> ds.Dataset:
+        parts: list[ds.Dataset] = []
+        if self.files:
+            parts.append(ds.dataset(self.files, schema=self.schema,
+                                    format=self.crypto.file_format()))
+        if self.wal_table.num_rows or not parts:
+            parts.append(ds.dataset(self.wal_table))
+        return parts[0] if len(parts) == 1 else ds.dataset(parts)
+
+    def to_arrow_table(self, columns: Sequence[str] | None = None,
+                       filter: pc.Expression | None = None) -> pa.Table:  # noqa: A002
+        return self.dataset().to_table(columns=list(columns) if columns else None,
+                                       filter=filter)
+
+    def duckdb_register(self, conn: Any, name: str) -> None:
+        """Register the snapshot as view ``name`` on a DuckDB connection (scanned vectorized)."""
+        conn.register(name, self.dataset())
+
+    def parquet_files(self) -> list[str]:
+        """Live Parquet files of readable epochs (for engines that read files themselves)."""
+        return list(self.files)
+
+    def spark_hadoop_conf(self) -> dict[str, str]:
+        """Hadoop settings for Spark to decrypt :meth:`parquet_files` (holds key material)."""
+        return self.crypto.spark_hadoop_conf(e for e, s in self.epochs.items() if s == "active")
+
+
+def _segment_snapshot(path: Path) -> list[tuple[int, int, int, bytes]]:
+    conn = _wal.connect(path)
+    try:
+        return conn.execute("SELECT id, epoch, n, blob FROM chunks ORDER BY id").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    finally:
+        conn.close()
+
+
+def _catalog(data_dir: Path) -> sqlite3.Connection:
+    conn = _wal.connect(data_dir / _wal.CATALOG_NAME)
+    _wal.init_catalog(conn)
+    return conn
+
+
+def open_reader(data_dir: Path, keyring: Keyring, policy: Policy | None = None, *,
+                cache_seconds: float = 86400.0) -> StoreReader:
+    """Open a snapshot of the store at ``data_dir`` (see :class:`StoreReader`)."""
+    data_dir = Path(data_dir)
+    sealer = Sealer(keyring)
+    crypto = ParquetCrypto(keyring, cache_seconds=cache_seconds)
+    states = keyring.epochs()
+    schema = stored_schema(policy) if policy is not None else None
+    shredded: Counter[int] = Counter()
+
+    snapshots = {p.stem: _segment_snapshot(p) for p in _wal.segment_paths(data_dir / "wal")}
+    catalog = _catalog(data_dir)
+    try:
+        upto = dict(catalog.execute("SELECT segment, chunk FROM upto").fetchall())
+        files = catalog.execute(
+            "SELECT path, epoch, rows FROM files WHERE state = 'live' ORDER BY id").fetchall()
+        rows: list[Row] = []
+        for segment, chunks in snapshots.items():
+            done = upto.get(segment, 0)
+            for chunk, epoch, n, blob in chunks:
+                if chunk <= done:
+                    continue
+                if states.get(epoch) == "destroyed":
+                    shredded[epoch] += n
+                    continue
+                try:
+                    plain = sealer.open(epoch, blob, _wal.chunk_aad(segment, chunk, epoch, n))
+                except KeyUnavailable:
+                    shredded[epoch] += n
+                    continue
+                rows.extend(decode_rows(plain))
+        if rows:
+            rows = _first_of_each_key(rows, catalog)
+    finally:
+        catalog.close()
+
+    if schema is None:
+        schema = _schema_without_policy(rows, [f for f, e, _ in files if states.get(e) != "destroyed"],
+                                        crypto, data_dir)
+    wal_table = rows_to_table(rows, schema)
+    readable: list[str] = []
+    for rel, epoch, n in files:
+        if states.get(epoch) == "destroyed":
+            shredded[epoch] += n
+            continue
+        path = str(data_dir / rel)
+        try:  # unwrap the file's key once, in Python (see ParquetCrypto.warm)
+            pq.read_metadata(path, decryption_properties=crypto.decryption_properties())
+        except KeyUnavailable:
+            shredded[epoch] += n
+            continue
+        except OSError as exc:
+            if "KeyUnavailable" in str(exc) or "destroyed" in str(exc):
+                shredded[epoch] += n
+                continue
+            raise
+        readable.append(path)
+    return StoreReader(schema=schema, wal_table=wal_table, files=readable, crypto=crypto,
+                       shredded=dict(shredded), epochs=states)
+
+
+def _first_of_each_key(rows: list[Row], catalog: sqlite3.Connection) -> list[Row]:
+    """Drop WAL rows whose key is already compacted or repeated (two collectors raced)."""
+    keys = [r.dedup for r in rows]
+    compacted = {k for (k,) in catalog.execute(
+        "SELECT key FROM dedup WHERE key IN (SELECT value FROM json_each(?))",
+        (orjson.dumps(keys),))}
+    if not compacted and len(set(keys)) == len(keys):
+        return rows
+    seen = set(compacted)
+    out = []
+    for row in rows:
+        if row.dedup not in seen:
+            seen.add(row.dedup)
+            out.append(row)
+    return out
+
+
+def _schema_without_policy(rows: list[Row], files: list[str], crypto: ParquetCrypto,
+                           data_dir: Path) -> pa.Schema:
+    schemas = [rows_to_table(rows, None).schema] if rows else []
+    for rel in files:
+        try:
+            schemas.append(pq.read_schema(str(data_dir / rel),
+                                          decryption_properties=crypto.decryption_properties()))
+        except (KeyUnavailable, OSError):
+            continue
+    if not schemas:
+        return pa.schema([pa.field(n, t) for n, t in BASE_COLUMNS])
+    return pa.unify_schemas(schemas)
+
+
+def store_stats(data_dir: Path, keyring: Keyring) -> dict[str, Any]:
+    """Counters summed over every segment and the catalog.
+
+    ``stored`` and ``by_event`` count readable rows; rows of destroyed epochs are reported
+    under ``shredded`` instead; ``discarded`` counts events answered but not stored.
+    """
+    data_dir = Path(data_dir)
+    states = keyring.epochs()
+    totals: Counter[tuple[str, str, int]] = Counter()
+    wal_rows = 0
+    segments = _wal.segment_paths(data_dir / "wal")
+    snapshots: dict[str, list[tuple[int, int]]] = {}
+    for path in segments:
+        conn = _wal.connect(path)
+        try:
+            conn.execute("BEGIN")
+            for kind, name, epoch, n in conn.execute(
+                    "SELECT kind, name, epoch, n FROM counters"):
+                totals[kind, name, epoch] += n
+            snapshots[path.stem] = conn.execute("SELECT id, n FROM chunks").fetchall()
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+        finally:
+            conn.close()
+    catalog = _catalog(data_dir)
+    try:
+        for kind, name, epoch, n in catalog.execute("SELECT kind, name, epoch, n FROM counters"):
+            totals[kind, name, epoch] += n
+        upto = dict(catalog.execute("SELECT segment, chunk FROM upto").fetchall())
+        files, parquet_rows = catalog.execute(
+            "SELECT count(*), coalesce(sum(rows), 0) FROM files WHERE state = 'live'").fetchone()
+    finally:
+        catalog.close()
+    for segment, chunks in snapshots.items():
+        wal_rows += sum(n for cid, n in chunks if cid > upto.get(segment, 0))
+
+    by_event: Counter[str] = Counter()
+    per_epoch: Counter[int] = Counter()
+    shredded: Counter[int] = Counter()
+    discarded = dict.fromkeys(("consent", "undeclared", "expired", "invalid"), 0)
+    for (kind, name, epoch), n in totals.items():
+        if kind == "discarded":
+            discarded[name] = discarded.get(name, 0) + n
+        elif kind == "stored":
+            if states.get(epoch) == "destroyed":
+                shredded[epoch] += n
+            else:
+                by_event[name] += n
+                per_epoch[epoch] += n
+    epochs = {str(e): {"state": s, "stored": per_epoch.get(e, 0), "shredded": shredded.get(e, 0)}
+              for e, s in states.items()}
+    return {
+        "stored": sum(by_event.values()),
+        "by_event": {k: v for k, v in sorted(by_event.items()) if v},
+        "discarded": discarded,
+        "shredded": {"rows": sum(shredded.values()),
+                     "epochs": sorted(e for e, s in states.items() if s == "destroyed")},
+        "epochs": epochs,
+        "wal": {"segments": len(segments), "rows": wal_rows},
+        "parquet": {"files": files, "rows": parquet_rows},
+    }

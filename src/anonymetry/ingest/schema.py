@@ -1,0 +1,216 @@
+"""Per-event validation against the policy's taxonomy.
+
+Every problem of an event is collected, each as ``<where>: <what>`` naming the field
+(``fields.duration_ms: expected int, got str``); an event's values are never echoed, only their
+JSON kinds. Undeclared fields are dropped and counted; an expired event is accepted, dropped and
+counted (the caller discards it); a time outside the policy window (``time.max_age_days`` in the
+past, ``time.max_future_seconds`` ahead) is a problem.
+
+The checks per event are compiled once from the policy, so the hot path is a dict lookup and a
+few ``isinstance`` calls per field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from anonymetry.errors import SchemaViolation
+from anonymetry.policy import ConsentLevel, EventSpec, FieldSpec, FieldType, Policy
+
+__all__ = ["MAX_ID_LENGTH", "Checked", "EventValidator", "kind_of"]
+
+MAX_ID_LENGTH = 256
+_KINDS: dict[type, str] = {
+    str: "str", int: "int", float: "float", bool: "bool", type(None): "null",
+    list: "array", dict: "object", bytes: "bytes",
+}
+
+
+def kind_of(value: Any) -> str:
+    """The JSON kind of ``value`` for messages (never the value itself)."""
+    return _KINDS.get(type(value), "other")
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A valid event: its spec, time (unix seconds), ids, claimed consent, declared fields.
+
+    ``expired`` events are valid but must be discarded (and counted) by the caller;
+    ``undeclared`` is how many undeclared fields were dropped.
+    """
+
+    spec: EventSpec
+    time: float
+    user_id: str
+    device_id: str
+    consent: ConsentLevel | None
+    attrs: dict[str, Any]
+    undeclared: int
+    expired: bool
+
+
+# A field check returns (problem or None, normalized value).
+_Check = Callable[[Any], "tuple[str | None, Any]"]
+
+
+def _compile_field(spec: FieldSpec) -> _Check:
+    where = f"fields.{spec.name}"
+    lo, hi = spec.min, spec.max
+    allowed = frozenset(spec.values) if spec.values is not None else None
+    max_len = spec.max_length
+
+    def in_range(value: float) -> str | None:
+        if lo is not None and value < lo:
+            return f"{where}: below the minimum {lo:g}"
+        if hi is not None and value > hi:
+            return f"{where}: above the maximum {hi:g}"
+        return None
+
+    if spec.type is FieldType.INT:
+        def check_int(value: Any) -> tuple[str | None, Any]:
+            if type(value) is not int:
+                return f"{where}: expected int, got {kind_of(value)}", None
+            return in_range(value), value
+        return check_int
+    if spec.type is FieldType.FLOAT:
+        def check_float(value: Any) -> tuple[str | None, Any]:
+            t = type(value)
+            if t is not float and t is not int:
+                return f"{where}: expected float, got {kind_of(value)}", None
+            if not math.isfinite(value):
+                return f"{where}: expected a finite number", None
+            return in_range(value), float(value)
+        return check_float
+    if spec.type is FieldType.BOOL:
+        def check_bool(value: Any) -> tuple[str | None, Any]:
+            if type(value) is not bool:
+                return f"{where}: expected bool, got {kind_of(value)}", None
+            return None, value
+        return check_bool
+
+    kind = spec.type.value  # string or enum
+
+    def check_text(value: Any) -> tuple[str | None, Any]:
+        if type(value) is not str:
+            return f"{where}: expected {kind}, got {kind_of(value)}", None
+        if allowed is not None and value not in allowed:
+            return f"{where}: not one of the {len(allowed)} declared values", None
+        if max_len is not None and len(value) > max_len:
+            return f"{where}: longer than {max_len} characters", None
+        return None, value
+    return check_text
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledEvent:
+    spec: EventSpec
+    checks: Mapping[str, _Check]
+    required: tuple[str, ...]
+
+
+class EventValidator:
+    """Checks events against ``policy``; one instance per process (it holds compiled checks)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._events = {
+            name: _CompiledEvent(
+                spec,
+                {f: _compile_field(fs) for f, fs in spec.fields.items()},
+                tuple(f for f, fs in spec.fields.items() if fs.required),
+            )
+            for name, spec in policy.events.items()
+        }
+        self._max_age = policy.time.max_age_days * 86400
+        self._max_future = policy.time.max_future_seconds
+        self._today = dt.datetime.now(dt.UTC).date()
+        self._today_until = 0.0
+
+    def _is_expired(self, spec: EventSpec, now: float) -> bool:
+        if now >= self._today_until:  # recompute the date at most once a minute
+            self._today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+            self._today_until = now + 60
+        return spec.is_expired(self._today)
+
+    def check(
+        self,
+        name: Any,
+        time: float | None,
+        user_id: Any,
+        device_id: Any,
+        consent: Any,
+        attrs: Mapping[str, Any],
+        now: float,
+    ) -> Checked:
+        """Validate one event; raise :class:`SchemaViolation` listing every problem.
+
+        ``time`` is unix seconds (``None`` when the wire had none or it did not parse: the
+        decoder then reports the problem itself, so pass the problems in via ``check_all``).
+        """
+        problems: list[str] = []
+        compiled = self._events.get(name) if type(name) is str else None
+        if compiled is None:
+            problems.append(
+                "name: not a declared event" if type(name) is str
+                else f"name: expected str, got {kind_of(name)}"
+            )
+        if time is None:
+            problems.append("time: missing")
+        elif time < now - self._max_age:
+            problems.append(f"time: older than {self.policy.time.max_age_days} days "
+                            "(policy time.max_age_days)")
+        elif time > now + self._max_future:
+            problems.append(f"time: more than {self._max_future} s in the future "
+                            "(policy time.max_future_seconds)")
+        if type(device_id) is not str or not device_id:
+            problems.append("device_id: missing" if device_id is None or device_id == ""
+                            else f"device_id: expected str, got {kind_of(device_id)}")
+        elif len(device_id) > MAX_ID_LENGTH:
+            problems.append(f"device_id: longer than {MAX_ID_LENGTH} characters")
+        if user_id is not None and (type(user_id) is not str or len(user_id) > MAX_ID_LENGTH):
+            problems.append(f"user_id: expected str of at most {MAX_ID_LENGTH} characters, "
+                            f"got {kind_of(user_id)}")
+        level: ConsentLevel | None = None
+        if consent is not None:
+            level = _LEVELS.get(consent) if type(consent) is str else None
+            if level is None:
+                problems.append("consent: expected one of none, essential, diagnostics, usage")
+        out: dict[str, Any] = {}
+        undeclared = 0
+        if compiled is not None:
+            checks = compiled.checks
+            for key, value in attrs.items():
+                check = checks.get(key)
+                if check is None:
+                    undeclared += 1
+                    continue
+                if value is None:  # an explicit null is the same as an absent field
+                    continue
+                problem, normalized = check(value)
+                if problem is not None:
+                    problems.append(problem)
+                else:
+                    out[key] = normalized
+            for req in compiled.required:
+                if req not in out and not any(p.startswith(f"fields.{req}:") for p in problems):
+                    problems.append(f"fields.{req}: missing (required)")
+        if problems:
+            raise SchemaViolation(problems, event=compiled.spec.name if compiled else None)
+        assert compiled is not None and time is not None and type(device_id) is str
+        return Checked(
+            spec=compiled.spec,
+            time=time,
+            user_id=user_id if user_id else device_id,
+            device_id=device_id,
+            consent=level,
+            attrs=out,
+            undeclared=undeclared,
+            expired=self._is_expired(compiled.spec, now),
+        )
+
+
+_LEVELS = {level.label: level for level in ConsentLevel}
