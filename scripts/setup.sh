@@ -8,6 +8,7 @@ all=0
 if [ "$all" = 1 ] && command -v apt-get >/dev/null 2>&1; then
   need=()
   command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || need+=(chromium chromium-driver)
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

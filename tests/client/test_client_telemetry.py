@@ -212,3 +212,36 @@ def test_session_id_is_sent_only_where_the_policy_declares_it(collector, tmp_pat
     launch, feature = collector.stored_events()
     assert launch["attributes"]["session_id"] == session
     assert "session_id" not in feature["attributes"]
+
+
+def test_concurrent_tracking_with_background_delivery_stores_each_event_once(
+    collector, make_client
+):
+    import threading
+
+    t = make_client(collector.url, background=True, batch_size=50, flush_interval=0.05)
+    t.set_consent("usage")
+
+    def app_thread(k: int) -> None:
+        for i in range(150):
+            t.track("screen.view", {**LAUNCH, "screen": "home", "duration_ms": k * 1000 + i})
+
+    threads = [threading.Thread(target=app_thread, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert t.flush(timeout=10).complete
+    got = sorted(e["attributes"]["duration_ms"] for e in collector.stored_events())
+    assert got == sorted(k * 1000 + i for k in range(4) for i in range(150))
+    assert set(collector.deliveries.values()) == {1}  # no event was sent twice
+
+
+def test_close_while_offline_returns_within_its_timeout(make_client):
+    t = make_client(DEAD, background=True, flush_interval=0.05)
+    t.track("app.launch", LAUNCH)
+    start = time.monotonic()
+    report = t.close(timeout=0.5)
+    assert time.monotonic() - start < 1.5
+    assert report is not None
+    assert report.remaining == 1

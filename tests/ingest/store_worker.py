@@ -12,10 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from store_helpers import POLICY, keyed_event  # noqa: E402
+from store_helpers import POLICY, keyed_event
 
-from anonymetry.ingest.store import EventStore  # noqa: E402
-from anonymetry.privacy import LocalKeyring  # noqa: E402
+from anonymetry.ingest.store import EventStore
+from anonymetry.privacy import LocalKeyring
 
 
 def main() -> None:

@@ -49,14 +49,19 @@ def decode(body: bytes, *, json: bool):
 
 def test_protobuf_records_map_to_events():
     first, second = decode(_request().SerializeToString(), json=False)
-    assert first.name == "screen.view" and first.time == T / 1e9
+    assert first.name == "screen.view"
+    assert first.time == T / 1e9
     assert (first.user_id, first.device_id, first.consent) == ("user-1", "dev-1", "usage")
     # record attributes win over resource ones; identity keys are not fields
-    assert first.attrs["platform"] == "ios" and first.attrs["duration_ms"] == 12
-    assert "user.id" not in first.attrs and "consent.level" not in first.attrs
+    assert first.attrs["platform"] == "ios"
+    assert first.attrs["duration_ms"] == 12
+    assert "user.id" not in first.attrs
+    assert "consent.level" not in first.attrs
     # undeclared attributes are present only as unread placeholders (counted, never read)
-    assert first.attrs["host.name"] is None and first.attrs["service.instance.id"] is None
-    assert second.name == "app.launch" and second.time == T / 1e9
+    assert first.attrs["host.name"] is None
+    assert first.attrs["service.instance.id"] is None
+    assert second.name == "app.launch"
+    assert second.time == T / 1e9
     assert "event.name" not in second.attrs
 
 

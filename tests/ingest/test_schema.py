@@ -32,7 +32,9 @@ def test_valid_event_keeps_declared_fields(validator):
                                  "duration_ms": 10})
     assert ev.attrs == {"platform": "ios", "app_version": "1.2", "screen": "editor",
                         "duration_ms": 10}
-    assert ev.undeclared == 0 and not ev.expired and ev.consent is None
+    assert ev.undeclared == 0
+    assert not ev.expired
+    assert ev.consent is None
 
 
 def test_wrong_type_names_the_field_and_never_echoes_the_value(validator):
@@ -107,7 +109,8 @@ def test_int_field_refuses_floats_and_bools_float_field_accepts_ints(validator):
     assert info.value.problems == ("fields.duration_ms: expected int, got float",)
     ev = check(validator, name="purchase.completed",
                attrs={"platform": "ios", "app_version": "1", "plan": "monthly", "amount": 5})
-    assert ev.attrs["amount"] == 5.0 and isinstance(ev.attrs["amount"], float)
+    assert ev.attrs["amount"] == 5.0
+    assert isinstance(ev.attrs["amount"], float)
 
 
 def test_batch_keeps_good_events_when_one_envelope_is_bad():
@@ -125,7 +128,8 @@ def test_batch_keeps_good_events_when_one_envelope_is_bad():
 
 def test_naive_time_is_a_problem_naming_time():
     out = decode_batch(b'{"events": [{"id": "a", "name": "x.y", "time": "2025-01-01T00:00:00"}]}')
-    assert isinstance(out[0], BadEvent) and out[0].problems[0].startswith("time: ")
+    assert isinstance(out[0], BadEvent)
+    assert out[0].problems[0].startswith("time: ")
 
 
 @pytest.mark.parametrize(("body", "field"), [

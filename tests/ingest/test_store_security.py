@@ -26,7 +26,7 @@ def test_no_attribute_value_or_pseudonym_readable_anywhere_under_dir(tmp_path: P
     store = EventStore(tmp_path, POLICY, keyring)
     user, device = "c0ffee" * 5 + "aa", "facade" * 5 + "bb"
 
-    def marked(i: int):  # noqa: ANN202
+    def marked(i: int):
         e = event(i, version=f"{CANARY}-{i % 3}")
         return type(e)(e.dedup, e.epoch, e.event, e.time, user, device, e.consent, e.attrs)
 
@@ -47,7 +47,7 @@ def test_no_attribute_value_or_pseudonym_readable_anywhere_under_dir(tmp_path: P
     table = open_reader(tmp_path, keyring, POLICY).to_arrow_table()
     assert table.num_rows == 300
     assert set(table["app_version"].to_pylist()) == {f"{CANARY}-{k}" for k in range(3)}
-    with pytest.raises(OSError, match="(?i)encrypt|decrypt|key"):
+    with pytest.raises(OSError, match=r"(?i)encrypt|decrypt|key"):
         pq.read_table(parquet[0])  # no keys: the file cannot even be opened
 
 

@@ -26,7 +26,7 @@ def _event(i: int, epoch: int) -> StoredEvent:
                        "d" * 32, "essential", {"platform": "web", "app_version": str(i)})
 
 
-def _cli(*args: str):  # noqa: ANN202 - click's Result
+def _cli(*args: str):
     """The real command line, in process (a subprocess per call costs seconds of imports)."""
     from anonymetry.cli.main import app
 

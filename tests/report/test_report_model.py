@@ -125,3 +125,19 @@ def test_to_dict_round_trips_numbers(fixture_data: DashboardData) -> None:
     assert again.rows == fixture_data.results[2].rows
     assert d["risk"]["k"] == 3
     assert d["store"]["stored"] == 48213
+
+
+def test_public_names_are_pinned() -> None:
+    """The package's public API is what the collector and the demo call; changing it is a
+    deliberate act."""
+    import anonymetry.report as report
+
+    assert sorted(report.__all__) == sorted([
+        "CONTENT_SECURITY_POLICY", "BudgetLine", "Chart", "DPResult", "DashboardApp",
+        "DashboardData", "GateCheck", "MetricRow", "ReportSpec", "RiskAssessment", "StoreStats",
+        "Suppression", "Table", "TraceUniqueness", "Verdict", "bearer_authorizer",
+        "build_charts", "build_dashboard", "dashboard_app", "fmt_number", "load_json",
+        "load_spec", "parse_budget", "parse_result", "parse_risk", "parse_spec",
+        "parse_store_stats", "render_html", "write_html"])
+    for name in report.__all__:
+        assert getattr(report, name) is not None

@@ -4,7 +4,6 @@ page and the JSON with the documented exit codes."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import orjson
 import pytest
 
 from anonymetry.errors import InvalidParameter
-from anonymetry.report import build_charts, build_dashboard, load_json, load_spec, parse_spec
+from anonymetry.report import build_dashboard, load_json, load_spec, parse_spec
 
 from .conftest import FIXTURES
 
@@ -108,14 +107,3 @@ def test_cli_exit_codes(tmp_path: Path, capsys, monkeypatch) -> None:  # type: i
     assert code == 2
     assert "--html" in err
     assert not (tmp_path / "x.html").exists()
-
-
-def test_console_script_entry_point(tmp_path: Path) -> None:
-    """The installed entry point runs the same command (one subprocess, exit code 0)."""
-    out = tmp_path / "d.html"
-    proc = subprocess.run([sys.executable, "-m", "anonymetry.cli.main", "report",
-                           str(FIXTURES / "report.yaml"), "--html", str(out)],
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    charts = build_charts(build_dashboard(load_spec(FIXTURES / "report.yaml")))
-    assert out.read_text(encoding="utf-8").count('<div class="chart"') == len(charts) == 10

@@ -55,7 +55,9 @@ def test_hand_computed_nested_traces_at_hour_and_day() -> None:
     """At hour bins every single point is shared (nobody unique at p=1); with all their points
     only c is unique (a ⊂ c, b ⊂ c, and both are short of 3 points); at day bins all three
     traces are the same single point."""
-    r = trace_uniqueness(NESTED, points=(1, 3), granularities=("hour", "day"), seed=11)
+    r = trace_uniqueness(
+        NESTED, points=(1, 3), granularities=("hour", "day"), seed=11, exact_sets=True
+    )
     one, three = r.at("hour", "all", 1), r.at("hour", "all", 3)
     assert (one.n, one.unique, one.short) == (3, 0, 0)
     assert (three.n, three.unique, three.short) == (3, 1, 2)
@@ -122,10 +124,11 @@ def _oracle_whole_trace_unique(table: pa.Table, granularity: str) -> int:
     )
 
 
+@pytest.mark.parametrize("exact_sets", [False, True])
 @pytest.mark.parametrize("granularity", ["hour", "day"])
-def test_whole_traces_match_a_brute_force_oracle(granularity: str) -> None:
+def test_whole_traces_match_a_brute_force_oracle(granularity: str, exact_sets: bool) -> None:
     """With p above every trace's length, the measure is deterministic: compare it with a
-    pure-Python subset check on a small generated population."""
+    pure-Python subset check on a small generated population (both scan modes)."""
     pop = make_population(n_users=60, days=7, seed=5)
     r = trace_uniqueness(
         pop,
@@ -133,12 +136,26 @@ def test_whole_traces_match_a_brute_force_oracle(granularity: str) -> None:
         granularities=(granularity,),
         attribute_sets={"all": ("event", "platform")},
         seed=3,
+        exact_sets=exact_sets,
     )
     row = r.at(granularity, "all", 10_000)
     assert row.n == 60
     assert row.short == 60
     assert row.unique == _oracle_whole_trace_unique(pop, granularity)
     assert 0 < row.unique < 60
+
+
+def test_witness_shortcut_gives_the_exact_scan_counts() -> None:
+    """The witness pass only skips targets already shown to be shared, so unique counts equal
+    the full scan's everywhere; only the full scan reports anonymity-set medians."""
+    pop = make_population(n_users=400, days=14, seed=8)
+    kw = {"points": (1, 2, 4), "granularities": ("minute", "hour", "day"), "seed": 4}
+    fast = trace_uniqueness(pop, **kw)
+    full = trace_uniqueness(pop, exact_sets=True, **kw)
+    assert [r.unique for r in fast.rows] == [r.unique for r in full.rows]
+    assert sum(r.unique for r in fast.rows) > 0
+    assert all(r.median_anonymity_set is not None for r in full.rows)
+    assert all(r.median_anonymity_set is None for r in fast.rows if r.points > 1)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from anonymetry.ingest.reader import open_reader, store_stats as _stats
+from anonymetry.ingest.reader import open_reader
+from anonymetry.ingest.reader import store_stats as _stats
 from anonymetry.policy import default_policy
 from anonymetry.privacy import LocalKeyring
 

@@ -85,7 +85,8 @@ def test_corpus_gets_documented_status(server, name, path, headers, body, status
     error = response.json()
     assert set(error) == {"error", "detail"}
     assert field in error["detail"]
-    assert "\xff" not in response.text and "xxxx" not in response.text
+    assert "\xff" not in response.text
+    assert "xxxx" not in response.text
 
 
 @pytest.mark.parametrize(("headers", "status"), [
@@ -139,7 +140,8 @@ def test_bad_events_are_rejected_one_by_one_naming_the_field(server):
     assert reasons[4] == ("fields.platform: expected enum, got array; "
                           "fields.app_version: expected string, got object")
     assert reasons[5] == "$: expected a JSON object"
-    assert body["stored"] == 0 and body["rejected"] == 6
+    assert body["stored"] == 0
+    assert body["rejected"] == 6
 
 
 def test_otlp_bad_records_are_partial_success(server):

@@ -92,7 +92,7 @@ def _run(data, workers: int, kills: int, batches: int, size: int) -> None:
 
 def test_sigkill_restarts_store_every_event_exactly_once(data_dir):
     """Two workers: a retry may land on the other worker's segment and must still dedup."""
-    _run(data_dir, workers=2, kills=5, batches=60, size=50)
+    _run(data_dir, workers=2, kills=5, batches=40, size=50)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from anonymetry.policy import default_policy
 from anonymetry.privacy import LocalKeyring, Pseudonymizer, epoch_of
 
 from .conftest import Collector, make_token
-from .storage import stored_rows, store_stats
+from .storage import store_stats, stored_rows
 
 CANARY_USER = "canary-user-5f3a9e@example.org"
 CANARY_DEVICE = "canary-device-77b1"
@@ -26,7 +26,7 @@ CANARY_HOST = "host-of-canary-4412"
 
 def test_stock_sdk_export_is_pseudonymized_coarsened_minimized(data_dir):
     token = make_token(data_dir)
-    collector = Collector(data_dir)
+    collector = Collector(data_dir, full_cli=True)  # the real `anonymetry serve`
     collector.start()
     try:
         exporter = OTLPLogExporter(
@@ -70,7 +70,8 @@ def test_stock_sdk_export_is_pseudonymized_coarsened_minimized(data_dir):
     assert view["user"] == names.user(CANARY_USER, epoch)
     assert view["device"] == names.device(CANARY_DEVICE, epoch)
     # coarsened to the hour
-    assert view["time"] % 3600 == 0 and 0 <= now_ns / 1e9 - view["time"] < 3600
+    assert view["time"] % 3600 == 0
+    assert 0 <= now_ns / 1e9 - view["time"] < 3600
     # minimized: declared fields only (resource ones included), nothing SDK-added
     assert view["attrs"] == {"platform": "macos", "app_version": "4.2.0", "screen": "editor",
                              "duration_ms": 5300}

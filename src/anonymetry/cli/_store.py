@@ -25,6 +25,11 @@ def policy_for(data_dir: Path, policy_file: Path | None) -> Policy:
     return load_policy(recorded) if recorded.exists() else default_policy()
 
 
+_DATA = typer.Option(..., "--data", help="The collector's data directory.")
+_POLICY = typer.Option(None, "--policy", help="Policy YAML (default: the one recorded in DATA, "
+                       "else the embedded default).")
+
+
 def _data_dir(data: Path) -> Path:
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a directory; pass the collector's --data DIR",
@@ -34,10 +39,9 @@ def _data_dir(data: Path) -> Path:
 
 @app.command("stats")
 def stats(
-    data: Path = typer.Option(..., "--data", help="The collector's data directory."),
+    data: Path = _DATA,
     as_json: bool = typer.Option(False, "--json", help="Print the counters as JSON."),
-    policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (default: the one "
-                                       "recorded in DATA, else the embedded default)."),
+    policy: Path | None = _POLICY,
 ) -> None:
     """Rows stored (by event), discarded (by reason), shredded, and where they are.
 
@@ -68,9 +72,8 @@ def stats(
 
 @app.command("compact")
 def compact(
-    data: Path = typer.Option(..., "--data", help="The collector's data directory."),
-    policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (default: the one "
-                                       "recorded in DATA, else the embedded default)."),
+    data: Path = _DATA,
+    policy: Path | None = _POLICY,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Move acknowledged events from the WAL segments into encrypted Parquet partitions.

@@ -36,7 +36,7 @@ def create(
     if as_json:
         print_json({"token": token, **info.to_dict()})
     else:
-        print(token)  # plain stdout so scripts can capture it  # noqa: T201
+        print(token)  # plain stdout so scripts can capture it
 
 
 @app.command("list")

@@ -11,7 +11,18 @@ import sys
 
 import typer
 
-from anonymetry.cli import _keys, _policy, _report, _risk, _serve, _store, _tokens
+from anonymetry.cli import (
+    _budget,
+    _demo,
+    _keys,
+    _policy,
+    _query,
+    _report,
+    _risk,
+    _serve,
+    _store,
+    _tokens,
+)
 from anonymetry.cli._common import run_cli
 
 app = typer.Typer(
@@ -32,6 +43,10 @@ app.add_typer(_tokens.app, name="tokens")
 app.command("report")(_report.report)
 app.add_typer(_store.app, name="store")
 app.add_typer(_keys.app, name="keys")
+app.command("demo")(_demo.demo)
+app.command("query")(_query.query)
+app.command("suggest-bounds")(_query.suggest_bounds)
+app.add_typer(_budget.app, name="budget")
 
 
 def main() -> None:

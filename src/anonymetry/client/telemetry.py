@@ -175,6 +175,7 @@ class Telemetry:
         self._woken = False
         self._stop = threading.Event()
         self._closed = False
+        self._queue_closed = False
         self._thread: threading.Thread | None = None
         if background:
             self._thread = threading.Thread(
@@ -270,6 +271,8 @@ class Telemetry:
     def flush(self, timeout: float = 10.0) -> FlushReport:
         """Send everything queued now (and pending consent notices), waiting out backoff and
         ``Retry-After`` within ``timeout`` seconds. What is left stays queued."""
+        if self._queue_closed:
+            raise InvalidParameter("telemetry: flush() after close(); open a new Telemetry")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             delay = self._round(wait=max(0.0, deadline - time.monotonic()))
@@ -325,6 +328,7 @@ class Telemetry:
         with self._sending:  # a background round still under way ends first
             self._transport.close()
             self._queue.close()
+            self._queue_closed = True
         return report
 
     def __enter__(self) -> Telemetry:

@@ -28,7 +28,7 @@ from anonymetry.policy import Policy
 
 __all__ = ["KNOWN_PERMISSIONS", "TOKEN_PREFIX", "TokenInfo", "TokenStore"]
 
-TOKEN_PREFIX = "anm_"
+TOKEN_PREFIX = "anm_"  # noqa: S105 - a public prefix that marks tokens, not a secret
 KNOWN_PERMISSIONS = frozenset(
     {"ingest", "query", "grant_budget", "assess", "release", "admin", "read_dashboard", "erase"}
 )

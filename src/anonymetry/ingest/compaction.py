@@ -76,6 +76,7 @@ def _write_parquet(data_dir: Path, catalog: sqlite3.Connection, crypto: ParquetC
     with pq.ParquetWriter(path, table.schema, compression="zstd",
                           encryption_properties=crypto.encryption_properties(epoch)) as writer:
         writer.write_table(table, row_group_size=256 * 1024)
+    os.chmod(path, 0o600)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -79,6 +79,13 @@ class Pipeline:
         self._granularity = policy.time.granularity
         self._default = policy.consent.default_level
         self._honor_gpc = policy.consent.honor_gpc
+        self._labels = {level: level.label for level in ConsentLevel}
+        # (event, level) → the fields that level allows, or None when it allows them all
+        self._allowed: dict[tuple[str, ConsentLevel], frozenset[str] | None] = {}
+        for spec in policy.events.values():
+            for level in ConsentLevel:
+                keep = frozenset(f for f, fs in spec.fields.items() if fs.consent <= level)
+                self._allowed[spec.name, level] = None if len(keep) == len(spec.fields) else keep
 
     # -- the shared per-event path ---------------------------------------------------------
     def _prepare(
@@ -86,7 +93,7 @@ class Pipeline:
         items: Sequence[tuple[Any, ...]],
         gpc: bool,
     ) -> tuple[BatchOutcome, list[StoredEvent], list[int], dict[str, int]]:
-        """``items``: ``(name, time, user, device, consent, attrs, dedup_material)`` or a
+        """``items``: ``(name, time, user, device, consent, attrs, dedup material bytes)`` or a
         ``BadEvent``. Returns the outcome so far, rows to append, their input positions and
         the discard counts."""
         now = self.clock()
@@ -102,6 +109,9 @@ class Pipeline:
         discards = {"consent": 0, "undeclared": 0, "expired": 0, "invalid": 0}
         pseudonyms = self.pseudonyms
         epoch_days, granularity, default = self._epoch_days, self._granularity, self._default
+        labels, allowed = self._labels, self._allowed
+        epoch_keys: dict[int, Any] = {}  # per batch: epoch → keys (or None if destroyed)
+        day_epoch: dict[int, int] = {}  # per batch: day → epoch
         for index, item in enumerate(items):
             if type(item) is BadEvent:
                 results.append((REJECTED, "; ".join(item.problems)))
@@ -133,26 +143,33 @@ class Pipeline:
                 results.append((DISCARDED, "consent"))
                 discards["consent"] += 1
                 continue
-            fields = spec.fields
             out = ev.attrs
-            if any(fields[k].consent > level for k in out):
-                out = {k: v for k, v in out.items() if fields[k].consent <= level}
-            epoch = epoch_of(ev.time, epoch_days)
-            try:
-                keys = pseudonyms.keys(epoch)
-            except KeyUnavailable:
+            keep = allowed[spec.name, level]
+            if keep is not None and not keep.issuperset(out):
+                out = {k: v for k, v in out.items() if k in keep}
+            day = int(ev.time // 86400)
+            epoch = day_epoch.get(day)
+            if epoch is None:
+                epoch = day_epoch[day] = epoch_of(ev.time, epoch_days)
+            if epoch not in epoch_keys:
+                try:
+                    epoch_keys[epoch] = pseudonyms.keys(epoch)
+                except KeyUnavailable:
+                    epoch_keys[epoch] = None
+            keys = epoch_keys[epoch]
+            if keys is None:
                 results.append((REJECTED, "time: the key epoch of this time was destroyed; "
                                           "events of that period are no longer accepted"))
                 discards["invalid"] += 1
                 continue
             rows.append(StoredEvent(
-                keyed_digest(keys.dedup, material(ev.device_id)),
+                keyed_digest(keys.dedup, material),
                 epoch,
                 spec.name,
                 coarsen(ev.time, granularity),
                 pseudonyms.user(ev.user_id, epoch),
                 pseudonyms.device(ev.device_id, epoch),
-                level.label,
+                labels[level],
                 out,
             ))
             where.append(index)
@@ -182,19 +199,18 @@ class Pipeline:
             if type(ev) is BadEvent:
                 items.append(ev)
                 continue
-            ident = ev.id.encode("utf-8")
-            items.append((
-                ev.name, ev.time.timestamp(), ev.user_id, ev.device_id, ev.consent,
-                ev.attributes,
-                lambda device, ident=ident: b"e\x00" + device.encode("utf-8") + b"\x00" + ident,
-            ))
+            device = ev.device_id
+            # dedup material: the client id scoped to its device (never stored, only hashed)
+            material = (b"e\x00" + device.encode("utf-8", "surrogatepass") + b"\x00"
+                        + ev.id.encode("utf-8", "surrogatepass")) if device else b""
+            items.append((ev.name, ev.time.timestamp(), ev.user_id, device, ev.consent,
+                          ev.attributes, material))
         return await self._finish(*self._prepare(items, gpc))
 
     async def ingest_otlp(self, records: Sequence[OtlpRecord], *, gpc: bool) -> BatchOutcome:
         """OTLP log records (from :func:`anonymetry.ingest.otlp.decode_logs`)."""
         items = [
-            (r.name, r.time, r.user_id, r.device_id, r.consent, r.attrs,
-             lambda _device, c=r.canonical: b"o\x00" + c)
+            (r.name, r.time, r.user_id, r.device_id, r.consent, r.attrs, b"o\x00" + r.canonical)
             for r in records
         ]
         return await self._finish(*self._prepare(items, gpc))

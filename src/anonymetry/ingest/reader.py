@@ -65,7 +65,7 @@ class StoreReader:
         return parts[0] if len(parts) == 1 else ds.dataset(parts)
 
     def to_arrow_table(self, columns: Sequence[str] | None = None,
-                       filter: pc.Expression | None = None) -> pa.Table:  # noqa: A002
+                       filter: pc.Expression | None = None) -> pa.Table:
         return self.dataset().to_table(columns=list(columns) if columns else None,
                                        filter=filter)
 
@@ -137,8 +137,8 @@ def open_reader(data_dir: Path, keyring: Keyring, policy: Policy | None = None, 
         catalog.close()
 
     if schema is None:
-        schema = _schema_without_policy(rows, [f for f, e, _ in files if states.get(e) != "destroyed"],
-                                        crypto, data_dir)
+        readable_files = [f for f, e, _ in files if states.get(e) != "destroyed"]
+        schema = _schema_without_policy(rows, readable_files, crypto, data_dir)
     wal_table = rows_to_table(rows, schema)
     readable: list[str] = []
     for rel, epoch, n in files:
@@ -146,8 +146,8 @@ def open_reader(data_dir: Path, keyring: Keyring, policy: Policy | None = None, 
             shredded[epoch] += n
             continue
         path = str(data_dir / rel)
-        try:  # unwrap the file's key once, in Python (see ParquetCrypto.warm)
-            pq.read_metadata(path, decryption_properties=crypto.decryption_properties())
+        try:  # unwrap the file's key once, in Python (DuckDB scans must not call back)
+            crypto.warm(path)
         except KeyUnavailable:
             shredded[epoch] += n
             continue

@@ -127,14 +127,16 @@ class EventValidator:
         }
         self._max_age = policy.time.max_age_days * 86400
         self._max_future = policy.time.max_future_seconds
-        self._today = dt.datetime.now(dt.UTC).date()
+        self._expired: frozenset[str] = frozenset()
         self._today_until = 0.0
 
     def _is_expired(self, spec: EventSpec, now: float) -> bool:
-        if now >= self._today_until:  # recompute the date at most once a minute
-            self._today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        if now >= self._today_until:  # recompute the expired set at most once a minute
+            today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+            self._expired = frozenset(
+                name for name, c in self._events.items() if c.spec.is_expired(today))
             self._today_until = now + 60
-        return spec.is_expired(self._today)
+        return spec.name in self._expired
 
     def check(
         self,
@@ -200,7 +202,9 @@ class EventValidator:
                     problems.append(f"fields.{req}: missing (required)")
         if problems:
             raise SchemaViolation(problems, event=compiled.spec.name if compiled else None)
-        assert compiled is not None and time is not None and type(device_id) is str
+        assert compiled is not None
+        assert time is not None
+        assert type(device_id) is str
         return Checked(
             spec=compiled.spec,
             time=time,

@@ -178,7 +178,7 @@ class EventStore:
                     results = self._commit(group)
                     for item, result in zip(group, results, strict=True):
                         item.future.set_result(result)
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+            except BaseException as exc:
                 for item in group:
                     if not item.future.done():
                         item.future.set_exception(exc)
@@ -338,7 +338,7 @@ class EventStore:
         self.close()
 
 
-def open_reader(data_dir: Path, keyring: Keyring, policy: Policy | None = None):  # noqa: ANN201
+def open_reader(data_dir: Path, keyring: Keyring, policy: Policy | None = None):
     """The stored rows for analytics; see :class:`anonymetry.ingest.reader.StoreReader`."""
     from anonymetry.ingest.reader import open_reader as _open
 

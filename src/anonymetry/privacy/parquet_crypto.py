@@ -142,6 +142,13 @@ class ParquetCrypto:
         options = ds.ParquetFragmentScanOptions(decryption_config=decryption)
         return ds.ParquetFileFormat(default_fragment_scan_options=options)
 
+    def warm(self, path: str) -> None:
+        """Unwrap ``path``'s key encryption key now, in Python, so that later scans of the file
+        (for the cache lifetime) need no KMS callback."""
+        import pyarrow.parquet as pq
+
+        pq.read_metadata(path, decryption_properties=self.decryption_properties())
+
     def check_epoch(self, epoch: int) -> None:
         """Raise :class:`KeyUnavailable` if ``epoch`` cannot be read (destroyed or unknown)."""
         self._masters.get(epoch, create=False)

@@ -85,6 +85,7 @@ class Chart:
     subtitle: str
     figure: Mapping[str, Any]
     table: Table
+    details: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -163,7 +164,8 @@ def _guarantee(result: DPResult) -> str:
     parts = [f"ε = {fmt_number(result.epsilon)}", f"δ = {fmt_number(result.delta)}",
              f"unit: {result.unit}"]
     if result.bounds:
-        b = ", ".join(f"{k} = {_bound_text(v)}" for k, v in result.bounds.items())
+        b = ", ".join(f"{k} = {_bound_text(v)}" for k, v in result.bounds.items()
+                      if v is not None)
         parts.append(f"bounds: {b}")
     s = result.suppressed
     if s.count or s.threshold is not None:
@@ -173,6 +175,30 @@ def _guarantee(result: DPResult) -> str:
         parts.append(f"budget spent {fmt_number(result.budget_spent)}, "
                      f"remaining {fmt_number(result.budget_remaining)}")
     return "; ".join(parts)
+
+
+def _details(result: DPResult) -> tuple[str, ...]:
+    """What the result says about itself beyond ε/δ: its guarantee in prose, the bias from
+    contribution bounding (reported apart from noise), the mechanism, the suppression note."""
+    out: list[str] = []
+    extra = result.extra
+    if isinstance(extra.get("guarantee"), str):
+        out.append(f"Guarantee: {extra['guarantee']}")
+    bias = extra.get("bounding_bias") or extra.get("bias")
+    if isinstance(bias, Mapping):
+        shares = [f"{k.replace('_', ' ')} {float(v):.2%}" for k, v in bias.items()
+                  if isinstance(v, int | float) and not isinstance(v, bool)
+                  and k not in ("epsilon", "noise_scale")]
+        if shares:
+            out.append("Bias from contribution bounding (apart from noise): " + ", ".join(shares))
+    if isinstance(extra.get("mechanism"), str):
+        out.append(f"Mechanism: {extra['mechanism']}")
+    if result.suppressed.note:
+        out.append(f"Suppression: {result.suppressed.note}")
+    if isinstance(extra.get("dataset"), str):
+        out.append(f"Dataset: {extra['dataset']}" + (
+            f"; query {extra['query_id']}" if isinstance(extra.get("query_id"), str) else ""))
+    return tuple(out)
 
 
 def _bound_text(v: Any) -> str:
@@ -338,7 +364,7 @@ def result_charts(result: DPResult, index: int) -> list[Chart]:
         charts.append(Chart(
             id=f"result-{index}-{mi}", section="metrics", title=title,
             subtitle=_guarantee(result), figure=_figure(traces, layout),
-            table=_result_table(result, metric, rows, by_cols),
+            table=_result_table(result, metric, rows, by_cols), details=_details(result),
         ))
     return charts
 

@@ -72,6 +72,7 @@ th { position:sticky; top:0; background:#fafafa; text-align:left; font-weight:60
 td.num { text-align:right; font-variant-numeric: tabular-nums; }
 td.suppressed { color:#7f7f7f; font-style:italic; text-align:right; }
 ul.notes { color:var(--muted); font-size:12px; }
+ul.details { color:var(--muted); font-size:12px; margin:0 0 8px; padding-left:18px; }
 .failures { color:var(--bad); font-size:12px; margin:4px 0 0; }
 """
 
@@ -135,9 +136,13 @@ def _table_html(table: Table, chart_id: str) -> str:
 
 
 def _chart_html(chart: Chart) -> str:
+    details = ""
+    if chart.details:
+        items = "".join(f"<li>{_e(d)}</li>" for d in chart.details)
+        details = f'<ul class="details">{items}</ul>'
     return (
         f'<article class="card" id="card-{_e(chart.id)}">'
-        f"<h3>{_e(chart.title)}</h3><p class=\"guarantee\">{_e(chart.subtitle)}</p>"
+        f'<h3>{_e(chart.title)}</h3><p class="guarantee">{_e(chart.subtitle)}</p>{details}'
         f'<div class="grid"><div class="chart" id="{_e(chart.id)}" '
         f'data-figure="fig-{_e(chart.id)}"><p class="nojs">The chart needs JavaScript; the '
         f"table beside it has every number.</p></div>"
@@ -163,12 +168,10 @@ def _summary(data: DashboardData) -> str:
         tiles.append(_tile("events stored", fmt_number(data.store.stored), test_id="stored"))
         tiles.append(_tile("events discarded", fmt_number(data.store.discarded_total),
                            test_id="discarded"))
-    if data.budgets:
-        spent = ", ".join(fmt_number(b.spent) for b in data.budgets[:3])
-        left = ", ".join(fmt_number(b.remaining) for b in data.budgets[:3])
-        more = " …" if len(data.budgets) > 3 else ""
-        tiles.append(_tile("ε spent (per dataset · analyst)", spent + more, test_id="spent"))
-        tiles.append(_tile("ε left (per dataset · analyst)", left + more, test_id="left"))
+    for i, b in enumerate(data.budgets[:3]):
+        tiles.append(_tile(f"ε spent / left: {b.dataset} · {b.analyst}",
+                           f"{fmt_number(b.spent)} / {fmt_number(b.remaining)}",
+                           test_id=f"budget-{i}"))
     if data.risk is not None:
         v = data.risk.verdict
         cls = {True: "verdict-pass", False: "verdict-fail", None: "verdict-unknown"}[v.passed]

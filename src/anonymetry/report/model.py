@@ -169,10 +169,11 @@ class Suppression:
     count: int
     threshold: float | None = None
     keys: tuple[Mapping[str, Scalar], ...] = ()
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "threshold": self.threshold,
-                "keys": [dict(k) for k in self.keys]}
+                "keys": [dict(k) for k in self.keys], "note": self.note}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -254,7 +255,9 @@ def _parse_suppression(value: Any, path: str, problems: _Problems) -> Suppressio
             problems.add(f"{path}.keys", "expected a list of {column: value} objects")
             raw_keys = []
         keys = tuple(_parse_by(k, f"{path}.keys[{i}]", problems) for i, k in enumerate(raw_keys))
-        return Suppression(count=max(count, len(keys)), threshold=threshold, keys=keys)
+        note = value.get("note")
+        return Suppression(count=max(count, len(keys)), threshold=threshold, keys=keys,
+                           note=note if isinstance(note, str) else None)
     count = problems.count(value, path)
     return Suppression(count=count or 0)
 
@@ -280,8 +283,12 @@ def parse_result(obj: Any, *, source: str = "result", title: str | None = None) 
     if delta is not None and delta >= 1:
         problems.add("delta", "expected δ < 1")
     unit = obj.get("unit")
-    if not isinstance(unit, str) and "unit" in obj:
-        problems.add("unit", "expected a string naming the privacy unit")
+    if isinstance(unit, Mapping):  # analytics' {kind, column, protects, units_per_person}
+        kind = unit.get("kind") or unit.get("column") or "?"
+        per = unit.get("units_per_person")
+        unit = f"{kind}" + (f" (a person counts as {per} units)" if per and per != 1 else "")
+    elif not isinstance(unit, str) and "unit" in obj:
+        problems.add("unit", "expected a string (or {kind, column}) naming the privacy unit")
     bounds = obj.get("bounds") or {}
     if not isinstance(bounds, Mapping):
         problems.add("bounds", "expected an object")
@@ -384,14 +391,26 @@ def parse_budget(obj: Any, *, source: str = "ledger") -> tuple[BudgetLine, ...]:
     """
     problems = _Problems(source)
     entries: Any = obj
+    grants: list[Any] = []
     if isinstance(obj, Mapping):
-        for key in ("entries", "budgets", "ledger", "accounts"):
-            if key in obj:
-                entries = obj[key]
+        for key in ("entries", "budgets", "accounts"):
+            if isinstance(obj.get(key), list):
+                entries = list(obj[key])
                 break
         else:
-            problems.add("$", "expected a list of entries or an object with 'entries'")
+            problems.add("$", "expected a list of entries or an object with 'accounts'")
             entries = []
+        raw_grants = obj.get("grants")
+        grants = raw_grants if isinstance(raw_grants, list) else []
+    if isinstance(entries, list):
+        # a grant nothing has been spent from yet: spent 0, all of it left (no arithmetic)
+        seen = {(e.get("dataset"), e.get("analyst")) for e in entries if isinstance(e, Mapping)}
+        for g in grants:
+            if isinstance(g, Mapping) and (g.get("dataset"), g.get("analyst")) not in seen:
+                amount = {"epsilon": g.get("epsilon"), "delta": g.get("delta", 0)}
+                entries.append({"dataset": g.get("dataset"), "analyst": g.get("analyst"),
+                                "granted": amount, "spent": {"epsilon": 0, "delta": 0},
+                                "remaining": amount})
     if not isinstance(entries, list):
         problems.add("entries", "expected a list")
         entries = []
@@ -650,10 +669,10 @@ def parse_risk(obj: Any, *, source: str = "risk") -> RiskAssessment:
     if not isinstance(obj, Mapping):
         problems.add("$", "expected a JSON object with k, class_size_histogram, ...")
         problems.raise_if_any("risk assessment")
-    if "k" not in obj:
-        problems.add("k", "missing")
     if isinstance(obj.get("table"), Mapping):  # `anonymetry check`'s report: flatten it
         obj = {**obj["table"], **{k_: v for k_, v in obj.items() if k_ != "table"}}
+    if "k" not in obj:
+        problems.add("k", "missing")
     k = problems.count(obj.get("k"), "k")
     hist = _parse_histogram(obj.get("class_size_histogram"), problems)
     su = problems.number(obj.get("sample_uniqueness"), "sample_uniqueness", optional=True,

@@ -10,17 +10,18 @@
     queries:                                # optional; run through anonymetry.analytics,
       - title: Sessions per day             #   which spends budget in the ledger first
         source: data                        #   store dir, or a Parquet/CSV table
-        unit: user                          #   privacy unit column (default: user)
-        metric: count                       #   count, distinct_units, sum, mean, …
+        unit: user                          #   privacy unit (default: the policy's)
+        metric: count                       #   count, users, mean:FIELD, p90:FIELD… or a list
         by: [day, platform]
         epsilon: 0.5
         delta: 1.0e-6                       #   optional, as are the keys below
         analyst: alice                      #   with `ledger` (top level, or per query)
-        options: {max_partitions: 5}        #   passed through to the analytics API
+        options: {max_partitions: 5}        #   QuerySpec fields: max_per_partition,
+                                            #   clamp [lo, hi], min_cohort, public_partitions…
     risk: risk.json                         # a risk assessment JSON (`anonymetry risk --json`)
-    ledger: ledger                          # a ledger dir, read-only (budget per dataset/analyst)
+    ledger: ledger                          # a ledger dir: budget per dataset/analyst, read-only
     budget: budget.json                     # …or `anonymetry budget show --json` saved to a file
-    store: data                             # a data dir: store statistics, read-only
+    store: data                             # a data dir (--data): store counters, read-only
     store_stats: store_stats.json           # …or those statistics saved to a file
 
 Relative paths are relative to the spec file. Every key is optional but a spec must name at
@@ -77,11 +78,11 @@ class QuerySpec:
 
     title: str | None
     source: Path
-    metric: str
+    metrics: tuple[str, ...]
     by: tuple[str, ...]
     epsilon: float
     delta: float | None = None
-    unit: str = "user"
+    unit: str | None = None
     analyst: str | None = None
     ledger: Path | None = None
     dataset: str | None = None
@@ -186,8 +187,12 @@ def parse_spec(data: Any, *, base: Path, source: str = "report spec") -> ReportS
         if "source" not in q:
             problems.append(f"{where}.source: missing (a store dir or a Parquet/CSV table)")
         metric = q.get("metric")
-        if not isinstance(metric, str) or not metric:
-            problems.append(f"{where}.metric: expected a metric name (count, mean, …)")
+        metrics = [metric] if isinstance(metric, str) else metric
+        if (not isinstance(metrics, list) or not metrics
+                or not all(isinstance(m, str) and m for m in metrics)):
+            problems.append(f"{where}.metric: expected a metric (count, users, mean:FIELD, "
+                            "p90:FIELD…) or a list of them")
+            metrics = None
         by = q.get("by") or []
         if isinstance(by, str):
             by = [by]
@@ -208,13 +213,14 @@ def parse_spec(data: Any, *, base: Path, source: str = "report spec") -> ReportS
             problems.append(f"{where}.options: expected a mapping")
             options = {}
         ledger = path_of(q.get("ledger"), f"{where}.ledger", must_exist=False) or default_ledger
-        if src is None or not isinstance(metric, str) or eps is None:
+        if src is None or metrics is None or eps is None:
             continue
         queries.append(QuerySpec(
             title=q.get("title") if isinstance(q.get("title"), str) else None,
-            source=src, metric=metric, by=tuple(by), epsilon=float(eps),
+            source=src, metrics=tuple(metrics), by=tuple(by), epsilon=float(eps),
             delta=float(delta) if delta is not None else None,
-            unit=str(q.get("unit", "user")), analyst=q.get("analyst"), ledger=ledger,
+            unit=str(q["unit"]) if q.get("unit") else None, analyst=q.get("analyst"),
+            ledger=ledger,
             dataset=q.get("dataset"), options=MappingProxyType(dict(options)),
         ))
 
@@ -268,32 +274,62 @@ def _api(module: str, name: str, what: str) -> Any:
 
 
 def _ledger_lines(ledger: Path) -> tuple[BudgetLine, ...]:
-    """The ledger's state through the analytics API (read-only)."""
-    state = _api("anonymetry.analytics", "ledger_state", "a ledger dir")(ledger)
-    return parse_budget(state, source=str(ledger))
+    """The ledger's state through the analytics API (``BudgetLedger.show()``), read-only."""
+    ledger_cls = _api("anonymetry.analytics", "BudgetLedger", "a ledger dir")
+    from anonymetry.analytics.ledger import LEDGER_FILE
+
+    if not (ledger / LEDGER_FILE).exists():
+        raise InvalidParameter(f"report spec: ledger: {ledger} holds no {LEDGER_FILE}; point it "
+                               "at the --ledger DIR your queries spend from")
+    return parse_budget(ledger_cls(ledger).show(), source=ledger.name)
 
 
 def _store_stats(store: Path) -> StoreStats:
-    stats = _api("anonymetry.ingest", "store_stats", "a store dir")(store)
-    return parse_store_stats(stats, source=str(store))
+    """The store's own counters (stored per event, discarded per reason), read-only."""
+    if not (store / "keys").is_dir():
+        raise InvalidParameter(f"report spec: store: {store} is not a data dir (no keys/); "
+                               "point it at the collector's --data DIR")
+    stats = _api("anonymetry.ingest.reader", "store_stats", "a store dir")
+    from anonymetry.privacy import LocalKeyring
+
+    return parse_store_stats(stats(store, LocalKeyring(store / "keys")), source=store.name)
+
+
+def _query_source(path: Path) -> Any:
+    """An analytics ``Source``: a Parquet or CSV file (or glob), or a data dir (the store)."""
+    from anonymetry.analytics import Source, SourceKind
+
+    if path.is_dir() and (path / "keys").is_dir():
+        from anonymetry.ingest.reader import open_reader
+        from anonymetry.privacy import LocalKeyring
+
+        reader = open_reader(path, LocalKeyring(path / "keys"))
+        return Source(kind=SourceKind.STORE, obj=reader, name="events")
+    kind = SourceKind.CSV if path.suffix.lower() == ".csv" else SourceKind.PARQUET
+    return Source(kind=kind, path=str(path), name=path.stem)
 
 
 def _run_query(q: QuerySpec) -> DPResult:
     """Run one query through the analytics API; the ledger is debited there, before noise."""
     run = _api("anonymetry.analytics", "run_query", "a query")
-    kwargs: dict[str, Any] = dict(q.options)
-    kwargs.update(unit=q.unit, metric=q.metric, by=list(q.by), epsilon=q.epsilon)
-    if q.delta is not None:
-        kwargs["delta"] = q.delta
-    if q.ledger is not None:
-        kwargs["ledger"] = q.ledger
-    if q.analyst is not None:
-        kwargs["analyst"] = q.analyst
-    if q.dataset is not None:
-        kwargs["dataset"] = q.dataset
-    result = run(q.source, **kwargs)
+    from anonymetry.analytics import BudgetLedger
+    from anonymetry.analytics import QuerySpec as AnalyticsQuery
+
+    options: dict[str, Any] = dict(q.options)
+    clamp = options.get("clamp")
+    if isinstance(clamp, list | tuple) and len(clamp) == 2:
+        from anonymetry.privacy.units import ClampRange
+
+        options["clamp"] = ClampRange(lo=float(clamp[0]), hi=float(clamp[1]))
+    if q.unit is not None:
+        options["unit"] = q.unit
+    spec = AnalyticsQuery.build(metrics=list(q.metrics), by=list(q.by), epsilon=q.epsilon,
+                                delta=q.delta or 0.0, **options)
+    ledger = BudgetLedger(q.ledger) if q.ledger is not None else None
+    result = run(spec, _query_source(q.source), ledger=ledger, analyst=q.analyst,
+                 dataset=q.dataset)
     obj = result.to_dict() if hasattr(result, "to_dict") else result
-    return parse_result(obj, source=f"query {q.metric} on {q.source.name}", title=q.title)
+    return parse_result(obj, source=f"query on {q.source.name}", title=q.title)
 
 
 def build_dashboard(spec: ReportSpec, *, allow_queries: bool = True,

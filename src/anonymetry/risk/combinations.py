@@ -44,7 +44,7 @@ def qi_influence(
     if numeric:
         parts = ", ".join(f"min({quote(qi[i])})::DOUBLE, max({quote(qi[i])})::DOUBLE"
                           for i in numeric)
-        bounds = con.execute(f"SELECT {parts} FROM {relation}").fetchone() or ()
+        bounds = con.execute(f"SELECT {parts} FROM {relation}").fetchall()[0]
         for j, i in enumerate(numeric):
             lo, hi = bounds[2 * j], bounds[2 * j + 1]
             if lo is None or hi is None or hi <= lo:

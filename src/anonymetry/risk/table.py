@@ -171,8 +171,7 @@ def write_per_record(
     if fmt is None:
         raise InvalidParameter("--per-record: use a file name ending in .parquet or .csv")
     qcols = ", ".join(quote(c) for c in qi)
-    n = con.execute(f"SELECT count(*) FROM {relation}").fetchone()
-    total = int(n[0]) if n else 0
+    total = int(con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
     scale = 1.0 if population is None else max(1.0, population / max(total, 1))
     if not math.isfinite(scale):
         raise InvalidParameter("--population: not a finite number")

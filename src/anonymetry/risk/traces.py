@@ -10,6 +10,7 @@ Entry point (for the release gate and the CLI)::
         attributes: Sequence[str] | None = None,          # default: event, platform if present
         attribute_sets: Mapping[str, Sequence[str]] | None = None,
         sample_users: int = 2000, seed: int | None = None,
+        exact_sets: bool = False,       # also the median anonymity-set size (slower)
     ) -> TraceRiskResult
 
     TraceRiskResult.at(granularity, attribute_set="all", points=4) -> TraceRiskRow
@@ -25,13 +26,19 @@ The measure (de Montjoye et al., "Unique in the Crowd", Sci. Rep. 2013): a *poin
 draw ``p`` distinct points of their trace uniformly (all of them when the trace has fewer than
 ``p``; counted in ``short``) and ask how many users' traces contain all of them; the user is
 *singled out* when that anonymity set is only themself. The share is estimated on a sample of
-at most ``sample_users`` users — the cost is bounded by the sample, not the data size.
+at most ``sample_users`` users: the data is only scanned and grouped a few times, and the
+matching work grows with the sample, not with the number of users.
 
 Everything runs in DuckDB: one points table per (granularity, attribute set), a
 dictionary-encoded point id, the sampled users' chosen points, and a join of those points
-against all traces. To keep that join small, each target's candidates are the users holding its
-rarest chosen point; the other points are then checked with an equi-join. Work is
-``O(rows + sample · p · popularity of the rarest chosen point)``.
+against all traces. To keep that join small, each target's candidates are the users holding the
+rarest of its first p2 chosen points (p2: the smallest requested p ≥ 2, a subset of every
+p ≥ 2 choice); the other points are then checked with an equi-join. Unless
+``exact_sets``, a first pass tries 64 random candidates ("witnesses"): a target one of them
+matches is not unique at any p, and only the others get the full scan — uniqueness is still
+exact, but the anonymity-set median is then not reported. Work is
+``O(rows + sample · (popularity of the anchor + p · 64))`` plus the full scans
+of the (few) targets without a witness; ``exact_sets=True`` always scans fully.
 
 Randomness: this is an assessment, not a privacy mechanism. Users and points are chosen by
 ordering on DuckDB's ``hash(…, seed)``; ``seed`` (an int) makes a run reproducible, and when it
@@ -66,6 +73,7 @@ __all__ = [
 GRANULARITIES: tuple[str, ...] = ("second", "minute", "hour", "day", "week", "month")
 _SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _Z95 = 1.959963984540054
+_WITNESSES = 64  # other holders tried before a full scan of a target's candidates
 
 
 def wilson_interval(successes: int, n: int, z: float = _Z95) -> tuple[float, float]:
@@ -236,12 +244,14 @@ def trace_uniqueness(
     attribute_sets: Mapping[str, Sequence[str]] | None = None,
     sample_users: int = 2000,
     seed: int | None = None,
+    exact_sets: bool = False,
 ) -> TraceRiskResult:
     """Share of users singled out by ``p`` random points of their trace (see module doc).
 
     ``attributes`` are the point's columns besides the time bin (default: ``event`` and
     ``platform``, those present). ``attribute_sets`` maps a name to a subset to compare
     (default: ``all``, ``without <each non-event attribute>``, ``time only``).
+    ``exact_sets=True`` also measures every anonymity set (``median_anonymity_set``).
     """
     ps, gs = _check(points, granularities, sample_users)
     if seed is None:
@@ -282,7 +292,9 @@ def trace_uniqueness(
         rows: list[TraceRiskRow] = []
         for g in gs:
             for name, cols in sets.items():
-                rows.extend(_one_configuration(ws, base, sampled, g, name, cols, ps, seed))
+                rows.extend(
+                    _one_configuration(ws, base, sampled, g, name, cols, ps, seed, exact_sets)
+                )
     return TraceRiskResult(
         unit=unit,
         time=time,
@@ -308,6 +320,7 @@ def _one_configuration(
     cols: tuple[str, ...],
     ps: list[int],
     seed: int,
+    exact_sets: bool,
 ) -> list[TraceRiskRow]:
     attr_sql = "".join(f", {quote(c)}" for c in cols)
     up = ws.temp(f"up_{granularity}")
@@ -323,11 +336,45 @@ def _one_configuration(
     )
     big_p = max(ps)
     # p = 1: the anonymity set is the popularity of the first chosen point. For p ≥ 2 all
-    # chosen sets contain the first p2 points (p2 = the smallest requested p ≥ 2), so the
-    # candidates are the holders of the rarest of those; one pass finds, for each candidate,
-    # the longest prefix of the target's chosen points it holds.
+    # chosen sets contain the first p2 points (p2 = the smallest requested p ≥ 2), so the other
+    # holders of all p points are among the holders of the rarest of those (the anchor); for
+    # each such candidate we find the longest prefix of the target's chosen points it holds.
     p2 = min([p for p in ps if p >= 2], default=1)
     p_list = ", ".join(str(p) for p in ps)
+
+    def prefix(cand: str) -> str:
+        return f"""
+            SELECT c.t, c.v,
+                   coalesce(min(ch.r) FILTER (WHERE mine.uid IS NULL), any_value(ch.np) + 1) - 1
+                       AS pre
+            FROM {cand} AS c
+            JOIN ch ON ch.t = c.t
+            LEFT JOIN {up} AS mine ON mine.uid = c.v AND mine.pid = ch.pid
+            GROUP BY c.t, c.v"""
+
+    holders = f"SELECT a.t, up.uid AS v FROM anchor AS a JOIN {up} AS up ON up.pid = a.apid"
+    if exact_sets:
+        scan = f"""
+        open AS (SELECT t FROM tgt),
+        cand AS ({holders} WHERE up.uid <> a.t),"""
+    else:
+        # Witness pass: a few random other holders of the anchor; a target one of them matches
+        # at the largest p is matched at every p (prefixes nest), so only the others get the
+        # full scan. Uniqueness stays exact; anonymity-set sizes are then not all known.
+        scan = f"""
+        cand1 AS (
+            {holders} WHERE up.uid <> a.t
+            QUALIFY row_number() OVER (PARTITION BY a.t ORDER BY hash(up.uid, {seed}::BIGINT))
+                <= {_WITNESSES}
+        ),
+        pre1 AS ({prefix("cand1")}),
+        open AS (
+            SELECT tgt.t FROM tgt
+            LEFT JOIN (SELECT t, max(pre) AS best FROM pre1 GROUP BY t) AS w USING (t)
+            WHERE coalesce(w.best, 0) < least({big_p}, tgt.np)
+        ),
+        cand AS ({holders} WHERE up.uid <> a.t AND a.t IN (SELECT t FROM open)),"""
+    median = "median(m)" if exact_sets else "NULL"
     result = ws.con.execute(
         f"""
         WITH pop AS (SELECT pid, count(*) AS nu FROM {up} GROUP BY pid),
@@ -344,35 +391,26 @@ def _one_configuration(
         anchor AS (
             SELECT t, arg_min(pid, nu) AS apid FROM ch WHERE r <= {p2} GROUP BY t
         ),
-        cand AS (
-            SELECT a.t, up.uid AS v FROM anchor AS a JOIN {up} AS up ON up.pid = a.apid
-        ),
-        held AS (
-            SELECT cand.t, cand.v, ch.r, ch.np, mine.uid IS NOT NULL AS has
-            FROM cand
-            JOIN ch ON ch.t = cand.t
-            LEFT JOIN {up} AS mine ON mine.uid = cand.v AND mine.pid = ch.pid
-        ),
-        prefix AS (
-            SELECT t, v, coalesce(min(r) FILTER (WHERE NOT has), any_value(np) + 1) - 1 AS pre
-            FROM held GROUP BY t, v
-        ),
-        ps AS (SELECT unnest([{p_list}]) AS p),
         tgt AS (SELECT t, any_value(np) AS np, min(nu) FILTER (WHERE r = 1) AS nu1
                 FROM ch GROUP BY t),
-        cnt AS (
-            SELECT prefix.t, ps.p, count(*) AS m
-            FROM prefix JOIN tgt USING (t) JOIN ps ON prefix.pre >= least(ps.p, tgt.np)
-            GROUP BY prefix.t, ps.p
+        {scan}
+        pre AS ({prefix("cand")}),
+        ps AS (SELECT unnest([{p_list}]) AS p),
+        others AS (
+            SELECT pre.t, ps.p, count(*) AS o
+            FROM pre JOIN tgt USING (t) JOIN ps ON pre.pre >= least(ps.p, tgt.np)
+            GROUP BY pre.t, ps.p
         ),
         sets AS (
             SELECT ps.p, tgt.t, tgt.np < ps.p AS short,
-                   CASE WHEN least(ps.p, tgt.np) = 1 THEN tgt.nu1 ELSE coalesce(cnt.m, 0) END
-                       AS m
-            FROM tgt CROSS JOIN ps LEFT JOIN cnt ON cnt.t = tgt.t AND cnt.p = ps.p
+                   CASE WHEN least(ps.p, tgt.np) = 1 THEN tgt.nu1
+                        WHEN tgt.t IN (SELECT t FROM open) THEN 1 + coalesce(others.o, 0)
+                        ELSE NULL  -- a witness shares all of these points: not unique
+                   END AS m
+            FROM tgt CROSS JOIN ps LEFT JOIN others ON others.t = tgt.t AND others.p = ps.p
         )
         SELECT p, count(*) AS n, count(*) FILTER (WHERE m = 1) AS uniq,
-               count(*) FILTER (WHERE short) AS short, median(m) AS med
+               count(*) FILTER (WHERE short) AS short, {median} AS med
         FROM sets GROUP BY p ORDER BY p
         """
     ).fetchall()

@@ -106,7 +106,8 @@ class CollectorApp:
         data = self.config.data_dir
         data.mkdir(parents=True, exist_ok=True)
         keyring = LocalKeyring(data / "keys")
-        self.store = EventStore(data, self.policy, keyring, instance=self.config.instance)
+        self.store = EventStore(data, self.policy, keyring, instance=self.config.instance,
+                                max_pending=self.config.max_pending)
         ledger = ConsentLedger(data, keyring)
         self.pipeline = Pipeline(self.policy, keyring, self.store, ledger)
         self.tokens = TokenStore(data, self.policy)
@@ -116,7 +117,9 @@ class CollectorApp:
         if not self._ready:
             return
         self._ready = False
-        assert self.store is not None and self.pipeline is not None and self.tokens is not None
+        assert self.store is not None
+        assert self.pipeline is not None
+        assert self.tokens is not None
         await self.store.aclose()
         self.pipeline.ledger.close()
         self.tokens.close()

@@ -19,7 +19,6 @@ it depends on the unit's own rows only.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import duckdb
@@ -63,7 +62,6 @@ class DuckDBEngine:
     def __init__(self, *, threads: int | None = None, memory_limit: str | None = None) -> None:
         self.threads = threads
         self.memory_limit = memory_limit
-        self._lock = threading.Lock()
 
     # -- connection and source ---------------------------------------------------------------
     def _connect(self, source: Source, public: pa.Table | None = None) -> duckdb.DuckDBPyConnection:
@@ -93,7 +91,7 @@ class DuckDBEngine:
     def schema(self, source: Source) -> pa.Schema:
         con = self._connect(source)
         try:
-            return con.execute("SELECT * FROM __src LIMIT 0").fetch_arrow_table().schema
+            return con.sql("SELECT * FROM __src LIMIT 0").to_arrow_table().schema
         finally:
             con.close()
 
@@ -228,13 +226,13 @@ class DuckDBEngine:
             return 1
         con = self._connect(plan.source)
         try:
-            schema = con.execute("SELECT * FROM __src LIMIT 0").fetch_arrow_table().schema
+            schema = con.sql("SELECT * FROM __src LIMIT 0").to_arrow_table().schema
             if plan.epoch_column not in schema.names:
                 return 1
             where, params = self._where(plan, schema)
-            row = con.execute(f"SELECT count(DISTINCT {q(plan.epoch_column)}) FROM __src "
-                              f"WHERE {where}", params).fetchone()
-            return max(1, int(row[0]) if row else 1)
+            rows = con.execute(f"SELECT count(DISTINCT {q(plan.epoch_column)}) FROM __src "
+                               f"WHERE {where}", params).fetchall()
+            return max(1, int(rows[0][0]) if rows else 1)
         finally:
             con.close()
 
@@ -242,7 +240,7 @@ class DuckDBEngine:
         public = self._public_table(plan)
         con = self._connect(plan.source, public)
         try:
-            schema = con.execute("SELECT * FROM __src LIMIT 0").fetch_arrow_table().schema
+            schema = con.sql("SELECT * FROM __src LIMIT 0").to_arrow_table().schema
             ranked, params = self._ranked_sql(plan, schema)
             keys = [q(f"k{i}") for i in range(len(plan.keys))]
             key_list = ", ".join(keys)
@@ -266,7 +264,7 @@ class DuckDBEngine:
             group = f" GROUP BY {key_list}" if key_list else ""
             sql = (f"SELECT {select_keys + ', ' if select_keys else ''}{', '.join(outs)} "
                    f"FROM {base} WHERE {kept}{group}")
-            partitions = con.execute(sql, base_params).fetch_arrow_table()
+            partitions = con.sql(sql, params=base_params or None).to_arrow_table()
             if not keys and partitions.num_rows == 1 and partitions.column("units")[0].as_py() == 0:
                 partitions = partitions.slice(0, 0)
             diagnostics = self._diagnostics(con, plan) if plan.diagnostics else None
@@ -292,8 +290,8 @@ class DuckDBEngine:
                f"FROM (SELECT __u, sum(__craw)::DOUBLE AS raw, "
                f"sum(CASE WHEN {kept} THEN {rows} ELSE 0 END)::DOUBLE AS kept, "
                f"sum({clamped})::DOUBLE AS clamped FROM __ranked GROUP BY __u) AS per_unit")
-        row = con.execute(sql).fetchone()
-        assert row is not None
+        rows = con.execute(sql).fetchall()
+        row = rows[0]
         return Diagnostics(float(row[0]), float(row[1]), int(row[2]))
 
     def _histogram(self, con: duckdb.DuckDBPyConnection, plan: BoundedPlan,
@@ -314,13 +312,13 @@ class DuckDBEngine:
                f"SELECT {select_keys}__b AS bin, sum(__cb * {w}) AS weight FROM b "
                f"JOIN __ranked USING ({join_keys}) WHERE {self._kept(plan)} "
                f"GROUP BY {', '.join([*keys, '__b'])}")
-        return con.execute(sql, params).fetch_arrow_table()
+        return con.sql(sql, params=params or None).to_arrow_table()
 
     def profile(self, plan: BoundedPlan, value_bins: list[float] | None = None) -> dict[str, Any]:
         public = self._public_table(plan)
         con = self._connect(plan.source, public)
         try:
-            schema = con.execute("SELECT * FROM __src LIMIT 0").fetch_arrow_table().schema
+            schema = con.sql("SELECT * FROM __src LIMIT 0").to_arrow_table().schema
             src, params = self._src(plan, schema, with_hash=False)
             keys = [q(f"k{i}") for i in range(len(plan.keys))]
             group = ", ".join(["__u", *keys])
@@ -329,21 +327,21 @@ class DuckDBEngine:
             con.execute("CREATE TEMP TABLE __pu AS SELECT __u, count(*) AS np, sum(c) AS nr "
                         "FROM __up GROUP BY __u")
             out: dict[str, Any] = {
-                "partitions": con.execute(
-                    "SELECT np AS n, count(*)::DOUBLE AS w FROM __pu GROUP BY np").fetch_arrow_table(),
-                "rows": con.execute(
+                "partitions": con.sql(
+                    "SELECT np AS n, count(*)::DOUBLE AS w FROM __pu GROUP BY np").to_arrow_table(),
+                "rows": con.sql(
                     "SELECT c AS n, sum(1.0 / np) AS w FROM __up JOIN __pu USING (__u) "
-                    "GROUP BY c").fetch_arrow_table(),
+                    "GROUP BY c").to_arrow_table(),
             }
             if plan.value:
                 v = f"CAST({q(plan.value)} AS DOUBLE)"
                 where, wparams = self._where(plan, schema)
                 bucket = (f"CASE WHEN {v} = 0 THEN 0 ELSE CAST(sign({v}) * (greatest(least("
                           f"floor(log2(abs({v}))), 40), -20) + {VALUE_BUCKET_OFFSET}) AS INTEGER) END")
-                out["values"] = con.execute(
+                out["values"] = con.sql(
                     f"SELECT b, sum(1.0 / nr) AS w FROM (SELECT {q(plan.unit)} AS __u, {bucket} AS b "
                     f"FROM __src WHERE {where}) AS s JOIN __pu USING (__u) GROUP BY b",
-                    wparams).fetch_arrow_table()
+                    params=wparams or None).to_arrow_table()
             return out
         finally:
             con.close()

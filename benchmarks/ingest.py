@@ -1,0 +1,259 @@
+"""Ingest benchmark: durable events/s and p99 acknowledgement latency of the collector, next to a
+bare echo endpoint of the same stack (uvicorn + uvloop + httptools, bare ASGI, same worker
+count) measured in the same run.
+
+    python benchmarks/ingest.py [--workers 2] [--clients 16] [--seconds 10]
+
+1. saturation: ``--clients`` keep-alive connections, each posting batches of ``--batch``
+   events (unique ids) back to back for ``--seconds``; durable events/s = events the store
+   reports stored (fsync'd before the 200) / elapsed;
+2. latency: the same at half the measured request rate (open loop, paced), p50/p99 of the time
+   from sending a request to its full 200 answer;
+3. the echo endpoint under the same saturation load.
+
+The load comes from a separate process (raw asyncio sockets, pre-built requests, so the client
+costs as little as possible) and is bounded in count and time. Everything binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+MARK = b"@@@@@@@@@@"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+# -- the echo server: same stack, bare ASGI, reads the body, answers a small JSON --------------
+async def echo_app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    size, more = 0, True
+    while more:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b'{"received": %d}' % size
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _echo_worker(sock: socket.socket) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(echo_app, loop="uvloop", http="httptools", lifespan="on",
+                            access_log=False, log_level="warning", server_header=False,
+                            backlog=2048)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def run_echo(port: int, workers: int) -> None:
+    from anonymetry.service.server import bind
+
+    sock = bind("127.0.0.1", port)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_echo_worker, args=(sock,)) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    signal.signal(signal.SIGTERM, lambda *_: [p.terminate() for p in procs])
+    for p in procs:
+        p.join()
+
+
+# -- the load generator (its own process) ---------------------------------------------------
+def batch_template(size: int) -> list[bytes]:
+    now = dt.datetime.now(dt.UTC).isoformat()
+    events = [
+        {"id": f"{MARK.decode()}-{i}", "name": "screen.view", "time": now,
+         "user_id": f"user-{i % 37}", "device_id": f"device-{i % 53}", "consent": "usage",
+         "attributes": {"platform": "android", "app_version": "5.4.1", "screen": "editor",
+                        "duration_ms": 1000 + i}}
+        for i in range(size)
+    ]
+    return json.dumps({"events": events}, separators=(",", ":")).encode().split(MARK)
+
+
+async def _load(port: int, path: str, token: str, clients: int, seconds: float, size: int,
+                rate: float | None, tag: str, max_requests: int) -> dict:
+    import uvloop  # noqa: F401  (the policy is installed by the caller)
+
+    parts = batch_template(size)
+    counter = 0
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+    interval = clients / rate if rate else 0.0
+
+    def request() -> bytes:
+        nonlocal counter
+        counter += 1
+        body = f"{tag}{counter:09d}".encode().join(parts)
+        head = (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                f"authorization: Bearer {token}\r\ncontent-length: {len(body)}\r\n\r\n")
+        return head.encode() + body
+
+    async def client(index: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        next_at = time.perf_counter() + (interval * index / clients if interval else 0)
+        while time.perf_counter() < deadline and counter < max_requests:
+            if interval:
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                next_at += interval
+            data = request()
+            start = time.perf_counter()
+            writer.write(data)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            statuses[status] = statuses.get(status, 0) + 1
+        writer.close()
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    elapsed = time.perf_counter() - begin
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {"requests": len(latencies), "elapsed": elapsed, "statuses": statuses,
+            "req_per_s": len(latencies) / elapsed, "p50_ms": pct(0.5), "p99_ms": pct(0.99)}
+
+
+def _load_proc(args: tuple, out: multiprocessing.Queue) -> None:
+    import uvloop
+
+    out.put(uvloop.run(_load(*args)))
+
+
+def load(*args: object) -> dict:
+    """Run the load generator in a separate process (spawned: a clean interpreter)."""
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = ctx.Queue()
+    proc = ctx.Process(target=_load_proc, args=(args, out))
+    proc.start()
+    result = out.get(timeout=600)
+    proc.join(30)
+    return result
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--max-requests", type=int, default=200_000)
+    args = ap.parse_args()
+
+    from anonymetry.governance.tokens import TokenStore
+    from anonymetry.ingest.reader import store_stats
+    from anonymetry.policy import default_policy
+    from anonymetry.privacy import LocalKeyring
+
+    data = Path(tempfile.mkdtemp(prefix="anonymetry-bench-")) / "data"
+    tokens = TokenStore(data, default_policy())
+    token, _ = tokens.create("collector")
+    tokens.close()
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from anonymetry.cli.main import main; main()", "serve",
+         "--data", str(data), "--port", str(port), "--workers", str(args.workers)],
+        start_new_session=True)
+    echo_port = free_port()
+    echo = subprocess.Popen(
+        [sys.executable, __file__, "--echo-server", str(echo_port), str(args.workers)],
+        start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", server)
+        wait_ready(f"http://127.0.0.1:{echo_port}/", echo)
+        common = (args.clients, args.seconds, args.batch)
+        # warm-up (keys, caches, connections), then saturation
+        load(port, "/v1/events", token, 4, 1.0, args.batch, None, "w", 2000)
+        before = store_stats(data, LocalKeyring(data / "keys"))["stored"]
+        sat = load(port, "/v1/events", token, *common, None, "s", args.max_requests)
+        stored = store_stats(data, LocalKeyring(data / "keys"))["stored"] - before
+        half = load(port, "/v1/events", token, *common, sat["req_per_s"] / 2, "h",
+                    args.max_requests)
+        ech = load(echo_port, "/echo", token, *common, None, "e", args.max_requests)
+    finally:
+        stop(server)
+        stop(echo)
+
+    ingest_eps = stored / sat["elapsed"]
+    echo_eps = ech["req_per_s"] * args.batch
+    print(f"machine: {os.cpu_count()} cores, load average before run "
+          f"{os.getloadavg()[0]:.1f}; workers={args.workers} clients={args.clients} "
+          f"batch={args.batch} seconds={args.seconds}")
+    print(f"ingest saturation: {sat['requests']} requests, statuses {sat['statuses']}, "
+          f"{stored} events durably stored -> {ingest_eps:,.0f} durable events/s "
+          f"(p50 {sat['p50_ms']:.1f} ms, p99 {sat['p99_ms']:.1f} ms)")
+    print(f"ingest at half load ({half['req_per_s']:.0f} req/s): p50 {half['p50_ms']:.1f} ms, "
+          f"p99 {half['p99_ms']:.1f} ms ack latency, statuses {half['statuses']}")
+    print(f"echo saturation: {ech['req_per_s']:,.0f} req/s -> {echo_eps:,.0f} events/s "
+          f"(p99 {ech['p99_ms']:.1f} ms)")
+    print(f"ratio ingest/echo: {ingest_eps / echo_eps:.1%}; target ≥ 100,000 events/s: "
+          f"{'met' if ingest_eps >= 100_000 else 'NOT met'}; target ≥ 50 % of echo: "
+          f"{'met' if ingest_eps >= echo_eps / 2 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--echo-server":
+        run_echo(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main()

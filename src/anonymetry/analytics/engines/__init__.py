@@ -1,0 +1,1 @@
+"""Engines behind one relational protocol: ``base.Engine``; ``duckdb.DuckDBEngine`` (default)."""

@@ -1,0 +1,297 @@
+"""Run a query: compile, spend, aggregate in the engine, select partitions, add noise, explain.
+
+Order matters and is fixed here for every engine:
+
+1. :func:`~anonymetry.analytics.compiler.compile_query` calibrates every release (no data read);
+2. the ledger debits the query's loss atomically (refusal → ``BudgetExhausted``, nothing spent;
+   a repeated ``query_id`` returns the stored result, never fresh noise);
+3. the engine computes the bounded pre-noise aggregates;
+4. partitions are selected (public list, or the threshold mechanism on noisy distinct units);
+5. each component vector gets OpenDP noise once (``privacy.mechanisms``), then ratios,
+   quantiles and min-cohort suppression are post-processing of released values;
+6. the result is stored in the ledger and returned.
+
+Partition selection lives here (:func:`select_partitions`) because it is the step between the
+engine and the noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from anonymetry.analytics.compiler import CompiledQuery, compile_query
+from anonymetry.analytics.engines.base import Engine
+from anonymetry.analytics.plan import BoundedAggregates, Source
+from anonymetry.analytics.result import Result, ResultRow
+from anonymetry.analytics.spec import MetricKind, QuerySpec
+from anonymetry.errors import InternalError, InvalidParameter
+from anonymetry.policy import Policy
+
+__all__ = ["ALPHA", "release", "run_query", "select_partitions"]
+
+ALPHA = 0.05  # confidence intervals are 95 %
+
+Key = tuple[Any, ...]
+
+
+def _key_str(key: Key) -> str:
+    return orjson.dumps(list(key)).decode()
+
+
+def select_partitions(compiled: CompiledQuery, candidates: dict[Key, dict[str, Any]]
+                      ) -> tuple[list[Key], dict[Key, int] | None, dict[str, Any]]:
+    """Which partitions are released, and the noisy distinct-unit counts if selection made them.
+
+    Public list: exactly the listed keys (missing ones get zero pre-noise values). No grouping:
+    the one global partition. Otherwise the threshold mechanism on the distinct-unit counts.
+    """
+    plan = compiled.plan
+    if plan.public_partitions is not None:
+        keys = [tuple(k) for k in plan.public_partitions]
+        return keys, None, {"mode": "public", "listed": len(keys)}
+    if not plan.keys:
+        return [()], None, {"mode": "none"}
+    sel = compiled.selection
+    if sel is None:
+        raise InternalError("private selection without a selection mechanism")
+    by_str = {_key_str(k): k for k in candidates}
+    noisy = sel.release({s: int(candidates[k]["units"]) for s, k in by_str.items()})
+    chosen = sorted((by_str[s] for s in noisy), key=lambda k: tuple("" if v is None else str(v)
+                                                                    for v in k))
+    info = {"mode": "private", "threshold": sel.threshold, "scale": sel.scale,
+            "epsilon": float(sel.epsilon), "delta": float(sel.delta),
+            "mechanism": "laplace_threshold (OpenDP)"}
+    return chosen, {by_str[s]: int(v) for s, v in noisy.items()}, info
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return min(max(x, lo), hi)
+
+
+def _ratio_interval(s: float, a_s: float, n: float, a_n: float) -> tuple[float, float] | None:
+    if n - a_n <= 0:
+        return None
+    corners = [(s + ds) / (n + dn) for ds in (-a_s, a_s) for dn in (-a_n, a_n)]
+    return min(corners), max(corners)
+
+
+def _quantile(hist: Sequence[float], edges: Sequence[float], q: float) -> float:
+    h = [max(0.0, x) for x in hist]
+    total = sum(h)
+    if total <= 0:
+        return (edges[0] + edges[-1]) / 2
+    target, acc = q * total, 0.0
+    for i, x in enumerate(h):
+        if acc + x >= target and x > 0:
+            return edges[i] + (target - acc) / x * (edges[i + 1] - edges[i])
+        acc += x
+    return edges[-1]
+
+
+def _quantile_ci(hist: Sequence[float], edges: Sequence[float], q: float, a: float
+                 ) -> tuple[float, float]:
+    """Conservative interval: with per-bin error ≤ a (union bound over bins), the true
+    cumulative count after bin j is within ĉ_j ± j·a and the total within T̂ ± B·a."""
+    n_bins = len(hist)
+    cum, c = [], 0.0
+    for x in hist:
+        c += x
+        cum.append(c)
+    total = cum[-1]
+    lo_i = next((j for j in range(n_bins) if cum[j] + (j + 1) * a >= q * (total - n_bins * a)),
+                n_bins - 1)
+    hi_i = next((j for j in range(n_bins) if cum[j] - (j + 1) * a >= q * (total + n_bins * a)),
+                n_bins - 1)
+    return edges[lo_i], edges[hi_i + 1]
+
+
+def release(compiled: CompiledQuery, aggregates: BoundedAggregates, *, engine: str = "",
+            budget: dict[str, Any] | None = None) -> Result:
+    """Selection, noise and post-processing on the engine's pre-noise aggregates."""
+    plan, spec, comps = compiled.plan, compiled.spec, compiled.components
+    names = plan.key_names
+    table = aggregates.partitions
+    cols = table.column_names
+    candidates: dict[Key, dict[str, Any]] = {}
+    for row in table.to_pylist():
+        key = tuple(row[n] for n in names)
+        candidates[key] = {c: row[c] for c in cols if c not in names}
+    keys, noisy_units, selection_info = select_partitions(compiled, candidates)
+
+    def vector(col: str) -> list[Any]:
+        return [(candidates.get(k, {}).get(col) or 0) for k in keys]
+
+    noisy: dict[str, list[Any]] = {}
+    for name, comp in comps.items():
+        if name in ("diagnostics", "hist") or (name == "units" and noisy_units is not None):
+            continue
+        values = vector(name)
+        if name in ("units", "rows"):
+            values = [int(v) for v in values]
+        noisy[name] = comp.mechanism.release(values)
+    if noisy_units is not None:
+        noisy["units"] = [noisy_units[k] for k in keys]
+
+    hist_noisy: dict[Key, list[float]] = {}
+    if "hist" in comps:
+        htab = aggregates.histogram
+        weights: dict[tuple[Key, int], float] = {}
+        if htab is not None:
+            for row in htab.to_pylist():
+                weights[(tuple(row[n] for n in names), int(row["bin"]))] = row["weight"]
+        flat = [weights.get((k, b), 0) for k in keys for b in range(plan.bins)]
+        mech = comps["hist"].mechanism
+        if getattr(mech, "integer", False):
+            flat = [int(round(v)) for v in flat]
+        out = comps["hist"].mechanism.release(flat)
+        for i, k in enumerate(keys):
+            hist_noisy[k] = [float(x) for x in out[i * plan.bins:(i + 1) * plan.bins]]
+
+    # minimum cohort: post-processing of the noisy distinct-unit counts
+    suppressed: dict[str, Any] = {"min_cohort": compiled.min_cohort, "by_min_cohort": 0}
+    keep = list(range(len(keys)))
+    if compiled.min_cohort:
+        keep = [i for i in keep if noisy["units"][i] >= compiled.min_cohort]
+        suppressed["by_min_cohort"] = len(keys) - len(keep)
+    if selection_info["mode"] == "private":
+        suppressed["by_threshold"] = None
+        suppressed["threshold"] = selection_info["threshold"]
+        suppressed["note"] = ("partitions below the selection threshold are not counted: the "
+                              "number of candidate groups is not differentially private")
+    suppressed["count"] = suppressed["by_min_cohort"]
+
+    rows: list[ResultRow] = []
+    clamp = plan.clamp
+    edges = plan.bin_edges() if clamp is not None else []
+    for i in keep:
+        key = keys[i]
+        by = dict(zip(names, key, strict=True))
+        for m in spec.metrics:
+            rows.extend(_metric_rows(m, i, key, by, comps, noisy, hist_noisy, clamp, edges))
+
+    bias = None
+    if "diagnostics" in comps:
+        diag = aggregates.diagnostics
+        comp = comps["diagnostics"]
+        if diag is None:
+            raise InternalError("engine returned no diagnostics")
+        f, g, n = comp.mechanism.release([diag.dropped_share_sum, diag.clamped_share_sum,
+                                          float(diag.units)])
+        n = max(n, 1.0)
+        bias = {"rows_dropped_share": _clip(f / n, 0, 1),
+                "values_clamped_share": _clip(g / n, 0, 1) if clamp else 0.0,
+                "per": "unit: the mean over units of the share of a unit's rows dropped by "
+                       "L0/L∞, and of its kept values clamped",
+                "epsilon": float(comp.mechanism.epsilon), "noise_scale": comp.mechanism.scale}
+
+    split = []
+    for comp in comps.values():
+        d = comp.describe()
+        d.setdefault("delta", 0.0)
+        split.append(d)
+    unit = {"kind": compiled.unit.value, "column": compiled.unit_column,
+            "protects": compiled.unit.describes,
+            "units_per_person": compiled.units_per_person}
+    bounds = {**plan.bounds.to_dict(), "clamp": clamp.to_dict() if clamp else None,
+              "linf_mode": plan.linf_mode.value,
+              "per_person": compiled.person_bounds.to_dict()}
+    return Result(
+        query_id=compiled.query_id, dataset=plan.source.dataset_name,
+        epsilon=float(compiled.loss.epsilon), delta=float(compiled.loss.delta), unit=unit,
+        bounds=bounds, rows=tuple(rows), suppressed_partitions=suppressed,
+        partition_selection=selection_info, budget_split=tuple(split),
+        guarantee=compiled.guarantee(), bounding_bias=bias, budget=budget, engine=engine,
+        notes=compiled.notes)
+
+
+def _metric_rows(m: Any, i: int, key: Key, by: dict[str, Any], comps: dict[str, Any],
+                 noisy: dict[str, list[Any]], hist_noisy: dict[Key, list[float]],
+                 clamp: Any, edges: list[float]) -> list[ResultRow]:
+    def mech(name: str) -> Any:
+        return comps[name].mechanism
+
+    kind = m.kind
+    if kind in (MetricKind.COUNT, MetricKind.USERS, MetricKind.SUM):
+        name = {MetricKind.COUNT: "rows", MetricKind.USERS: "units", MetricKind.SUM: "sum"}[kind]
+        v = noisy[name][i]
+        a = mech(name).ci_halfwidth(ALPHA)
+        return [ResultRow(by, m.label, v, mech(name).scale, (v - a, v + a),
+                          mech(name).describe()["mechanism"])]
+    if kind is MetricKind.MEAN:
+        n, s = float(noisy["rows"][i]), float(noisy["csum"][i])
+        a_n, a_s = mech("rows").ci_halfwidth(ALPHA / 2), mech("csum").ci_halfwidth(ALPHA / 2)
+        value = _clip(clamp.mid + s / max(n, 1.0), clamp.lo, clamp.hi)
+        r = _ratio_interval(s, a_s, n, a_n)
+        ci = (clamp.lo, clamp.hi) if r is None else (
+            _clip(clamp.mid + r[0], clamp.lo, clamp.hi), _clip(clamp.mid + r[1], clamp.lo, clamp.hi))
+        return [ResultRow(by, m.label, value, mech("csum").scale, ci, "laplace (ratio)")]
+    if kind is MetricKind.VARIANCE:
+        n, s, sq = float(noisy["rows"][i]), float(noisy["csum"][i]), float(noisy["csq"][i])
+        third = ALPHA / 3
+        a_n, a_s, a_q = (mech(c).ci_halfwidth(third) for c in ("rows", "csum", "csq"))
+        r2 = clamp.radius ** 2
+        nn = max(n, 1.0)
+        value = _clip(sq / nn - (s / nn) ** 2, 0.0, r2)
+        mean_iv = _ratio_interval(s, a_s, n, a_n)
+        if mean_iv is None:
+            ci = (0.0, r2)
+        else:
+            lo_m, hi_m = mean_iv
+            m2_lo = 0.0 if lo_m <= 0 <= hi_m else min(lo_m ** 2, hi_m ** 2)
+            m2_hi = max(lo_m ** 2, hi_m ** 2)
+            q_lo = (sq - a_q) / ((n + a_n) if sq - a_q >= 0 else (n - a_n))
+            q_hi = (sq + a_q) / (n - a_n)
+            ci = (_clip(q_lo - m2_hi, 0.0, r2), _clip(q_hi - m2_lo, 0.0, r2))
+        return [ResultRow(by, m.label, value, mech("csq").scale, ci, "laplace (ratio)")]
+    hist = hist_noisy[key]
+    hm = mech("hist")
+    if kind is MetricKind.QUANTILES:
+        a = hm.ci_halfwidth(ALPHA / len(hist))
+        out = []
+        for qv in m.quantiles:
+            label = f"p{qv * 100:g}({m.field})"
+            out.append(ResultRow(by, label, _quantile(hist, edges, qv), hm.scale,
+                                 _quantile_ci(hist, edges, qv, a), "laplace histogram"))
+        return out
+    if kind is MetricKind.HISTOGRAM:
+        a = hm.ci_halfwidth(ALPHA)
+        out = []
+        for b, v in enumerate(hist):
+            label = f"[{edges[b]:g}, {edges[b + 1]:g})"
+            out.append(ResultRow({**by, f"{m.field}_bin": label}, m.label, v, hm.scale,
+                                 (v - a, v + a), hm.describe()["mechanism"]))
+        return out
+    raise InternalError(f"unhandled metric {kind}")  # pragma: no cover
+
+
+def run_query(spec: QuerySpec, source: Source, *, engine: Engine | None = None,
+              policy: Policy | None = None, ledger: Any = None, analyst: str | None = None,
+              dataset: str | None = None) -> Result:
+    """Compile, spend (if a ledger is given), aggregate, release. See the module docstring."""
+    if engine is None:
+        from anonymetry.analytics.engines.duckdb import DuckDBEngine
+
+        engine = DuckDBEngine()
+    compiled = compile_query(spec, source, engine, policy=policy)
+    budget = None
+    if ledger is not None:
+        if not analyst:
+            raise InvalidParameter("analyst: spending from a ledger needs --analyst NAME")
+        outcome = ledger.debit(query_id=compiled.query_id,
+                               dataset=dataset or source.dataset_name, analyst=analyst,
+                               events=compiled.events, loss=compiled.loss,
+                               description=", ".join(m.label for m in spec.metrics))
+        if outcome.replay is not None:
+            return Result.from_dict(outcome.replay)
+        budget = outcome.to_dict()
+    aggregates = engine.aggregate(compiled.plan)
+    result = release(compiled, aggregates, engine=engine.name, budget=budget)
+    if ledger is not None:
+        ledger.record_release(compiled.query_id, result.to_dict())
+    if not all(math.isfinite(float(r.value)) for r in result.rows):
+        raise InternalError("a released value is not finite")
+    return result
