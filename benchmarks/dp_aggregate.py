@@ -86,7 +86,7 @@ class DataSpec:
         return BENCH / "data" / self.name
 
 
-def _hex_ids(rng: np.random.Generator, n: int) -> pa.Array:
+def _hex_ids(rng: Any, n: int) -> pa.Array:  # rng: numpy Generator (not-privacy)
     raw = rng.bytes(16 * n)
     return pa.array([raw[i * 16 : (i + 1) * 16].hex() for i in range(n)], pa.string())
 
@@ -99,7 +99,7 @@ def generate(spec: DataSpec) -> Path:
         return out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rng = np.random.default_rng(spec.seed)  # noqa: TID251  # not-privacy: synthetic data
+    rng = np.random.default_rng(spec.seed)  # not-privacy: synthetic benchmark data
     # Skewed activity: Pareto-tailed weights, so a few heavy users have thousands of rows.
     weights = rng.pareto(1.3, spec.users) + 1.0
     weights /= weights.sum()
@@ -363,7 +363,8 @@ import opendp.prelude as dp
 
 dp.enable_features("contrib")
 cfg = json.loads(sys.argv[1])
-out = {"seconds": [], "results": [], "versions": {"opendp": dp.__version__ if hasattr(dp, "__version__") else "?", "polars": pl.__version__}}
+versions = {"opendp": getattr(dp, "__version__", "?"), "polars": pl.__version__}
+out = {"seconds": [], "results": [], "versions": versions}
 for _ in range(cfg["reps"]):
     t0 = time.perf_counter()
     lf = pl.scan_parquet(cfg["glob"]).select(cfg["unit"], cfg["by"], cfg["value"])
@@ -393,7 +394,8 @@ for _ in range(cfg["reps"]):
         # reported but not comparable); its throughput is what this peer is here for.
         .truncate_num_groups(cfg["l0"], by=[cfg["by"]], keep="first")
         .group_by(cfg["by"])
-        .agg(dp.len(), pl.col(cfg["value"]).fill_null(0.0).dp.mean((cfg["lo"], cfg["hi"])).alias("mean"))
+        .agg(dp.len(),
+             pl.col(cfg["value"]).fill_null(0.0).dp.mean((cfg["lo"], cfg["hi"])).alias("mean"))
         .with_keys(pl.LazyFrame({cfg["by"]: cfg["partitions"]}))
     )
     df = q.release().collect()
@@ -453,3 +455,283 @@ def query_cfg(reps: int, partitions: list[str]) -> dict[str, Any]:
         "reps": reps,
         "partitions": partitions,
     }
+
+
+# --------------------------------------------------------------------------- ours
+
+
+def _our_spec(partitions: list[str]) -> Any:
+    from anonymetry.analytics import QuerySpec
+    from anonymetry.privacy.units import ClampRange
+
+    return QuerySpec.build(
+        metrics=["count", f"mean:{VALUE}"],
+        by=[BY],
+        unit=UNIT,
+        epsilon=EPSILON,
+        max_partitions=L0,
+        max_per_partition=LINF,
+        clamp=ClampRange(lo=CLAMP[0], hi=CLAMP[1]),
+        public_partitions=tuple((p,) for p in partitions),
+    )
+
+
+def _our_result(result: Any) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for row in result.rows:
+        key = str(row.by[BY])
+        metric = "count" if row.metric == "count" else "mean"
+        out.setdefault(key, {})[metric] = float(row.value)
+    return out
+
+
+def run_ours(path: Path, partitions: list[str], engine: Any, reps: int) -> dict[str, Any]:
+    """anonymetry's public API end to end: compile, bound + aggregate in the engine, noise."""
+    from anonymetry.analytics import Source, SourceKind, run_query
+
+    spec = _our_spec(partitions)
+    source = Source(SourceKind.PARQUET, glob_of(path))
+    seconds, results, explain = [], [], None
+    run_query(spec, source, engine=engine)  # warm-up (file cache, JIT of the JVM for Spark)
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        res = run_query(spec, source, engine=engine)
+        seconds.append(time.perf_counter() - t0)
+        results.append(_our_result(res))
+        explain = res
+    d = explain.to_dict() if explain is not None else {}
+    return {
+        "seconds": seconds,
+        "results": results,
+        "bounding_bias": d.get("bounding_bias"),
+        "budget_split": d.get("budget_split"),
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _fmt_rate(r: float) -> str:
+    return f"{r / 1e6:8.2f}M" if r >= 1e5 else f"{r / 1e3:8.1f}k"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--partitions", type=int, default=20)
+    ap.add_argument("--reps", type=int, default=5, help="timed repetitions (and error reps)")
+    ap.add_argument("--sample", type=int, default=300_000,
+                    help="rows (whole users) for PipelineDP and the same-data error comparison")
+    ap.add_argument("--spark-rows", type=int, default=1_000_000,
+                    help="size of the data set the Spark engine is timed on (0 = skip)")
+    ap.add_argument("--quick", action="store_true",
+                    help="1M rows, 10k users, 100k-row sample, 3 reps, Spark on 200k rows")
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=["pipelinedp", "opendp", "spark", "ours"])
+    ap.add_argument("--out", type=Path, default=BENCH / "dp_aggregate.json")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rows, args.users, args.sample, args.reps = 1_000_000, 10_000, 100_000, 3
+        args.spark_rows = min(args.spark_rows, 200_000)
+    BENCH.mkdir(exist_ok=True)
+
+    spec = DataSpec(args.rows, args.users, args.partitions)
+    print(f"data: {spec.name} (generating if absent) ...", flush=True)
+    path = generate(spec)
+    true_full = truth(path)
+    partitions = sorted(true_full)
+    profile = data_profile(path)
+    print(f"data profile: {profile}", flush=True)
+    sample_path = subsample(spec, args.sample)
+    sample_rows = json.loads(sample_path.with_suffix(".json").read_text())["rows"]
+    true_sample = truth(sample_path)
+
+    entries: list[Entry] = []
+    notes: list[str] = []
+
+    print("floors (DuckDB, non-private) ...", flush=True)
+    for name, d in floors(path, args.reps).items():
+        entries.append(Entry(name, d["seconds"], args.rows, note="non-private"))
+
+    if "ours" not in args.skip:
+        from anonymetry.analytics import DuckDBEngine
+
+        print("anonymetry (DuckDB engine) ...", flush=True)
+        engine = DuckDBEngine()
+        full = run_ours(path, partitions, engine, args.reps)
+        same = run_ours(sample_path, partitions, engine, args.reps)
+        entries.append(Entry(
+            "anonymetry_duckdb", full["seconds"], args.rows,
+            note="public API run_query: bound+aggregate in DuckDB, OpenDP noise",
+            errors_full=rel_errors(full["results"], true_full),
+            errors_sample=rel_errors(same["results"], true_sample),
+            extra={"bounding_bias": full["bounding_bias"],
+                   "budget_split": full["budget_split"]}))
+
+    if "spark" not in args.skip and args.spark_rows:
+        try:
+            from anonymetry.analytics.engines.spark import SparkEngine, local_session
+        except ImportError as exc:  # pragma: no cover
+            notes.append(f"spark skipped: {exc}")
+        else:
+            print(f"anonymetry (Spark engine, local[2], {args.spark_rows} rows) ...", flush=True)
+            sspec = DataSpec(args.spark_rows, max(1000, args.users * args.spark_rows // args.rows),
+                             args.partitions)
+            spath = generate(sspec)
+            t0 = time.perf_counter()
+            session = local_session("local[2]", shuffle_partitions=4)
+            startup = time.perf_counter() - t0
+            try:
+                res = run_ours(spath, sorted(truth(spath)), SparkEngine(session),
+                               max(1, min(args.reps, 3)))
+            finally:
+                session.stop()
+            entries.append(Entry(
+                "anonymetry_spark", res["seconds"], args.spark_rows,
+                note=f"Spark local[2] on its own {args.spark_rows}-row data set "
+                     f"(session start {startup:.1f}s not timed)",
+                errors_full=rel_errors(res["results"], truth(spath)),
+                extra={"session_start_seconds": startup}))
+
+    if "pipelinedp" not in args.skip:
+        print("PipelineDP (own venv, subsample) ...", flush=True)
+        py, why = peer_venv("pipelinedp", ["pipeline-dp", "pyarrow"])
+        if py is None:
+            notes.append(f"PipelineDP: {why}")
+        else:
+            cfg = query_cfg(args.reps, partitions) | {
+                "path": str(sample_path / "part-000.parquet")}
+            r = run_peer(py, "pipelinedp", PIPELINEDP_RUNNER, cfg)
+            med = statistics.median(r["seconds"])
+            entries.append(Entry(
+                "pipelinedp_local", r["seconds"], r["rows"],
+                note=f"timed on a {r['rows']}-row subsample of whole users (in-memory rows, "
+                     "read not timed); full-size time extrapolated linearly",
+                extrapolated_seconds=med * args.rows / r["rows"],
+                errors_sample=rel_errors(r["results"], true_sample)))
+
+    if "opendp" not in args.skip:
+        print("OpenDP Polars (own venv) ...", flush=True)
+        py, why = peer_venv("opendp-polars", ["opendp[polars]", "pyarrow"])
+        if py is None:
+            notes.append(f"OpenDP Polars did not install: {why}")
+        else:
+            cfg = query_cfg(max(1, min(args.reps, 3)), partitions) | {
+                "glob": glob_of(path), "rows": args.rows}
+            try:
+                r = run_peer(py, "opendp_polars", OPENDP_POLARS_RUNNER, cfg)
+            except RuntimeError as exc:
+                notes.append(f"OpenDP Polars failed: {str(exc)[-400:]}")
+            else:
+                entries.append(Entry(
+                    "opendp_polars", r["seconds"], args.rows,
+                    note=f"opendp {r['versions']['opendp']} + polars "
+                         f"{r['versions']['polars']}; truncate_num_groups keep='first' (see "
+                         "runner), so its errors are not comparable",
+                    errors_full=rel_errors(r["results"], true_full)))
+
+    report = summarize(entries, args, profile, sample_rows, notes)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str))
+    print_table(report)
+    print(f"\nJSON: {args.out}")
+    return 0
+
+
+def summarize(entries: list[Entry], args: argparse.Namespace, profile: dict[str, Any],
+              sample_rows: int, notes: list[str]) -> dict[str, Any]:
+    by = {e.name: e for e in entries}
+    rows = []
+    for e in entries:
+        full_s = e.extrapolated_seconds or (e.median * args.rows / e.rows_timed)
+        rows.append({
+            "name": e.name,
+            "rows_timed": e.rows_timed,
+            "seconds_median": e.median,
+            "seconds_all": e.seconds,
+            "rows_per_s": e.rows_per_s(),
+            "seconds_at_full_size": full_s,
+            "full_size_is_extrapolated": e.rows_timed != args.rows,
+            "errors_full": e.errors_full,
+            "errors_same_sample": e.errors_sample,
+            "note": e.note,
+            **e.extra,
+        })
+    ratios: dict[str, float] = {}
+    ours = by.get("anonymetry_duckdb")
+    if ours:
+        for e in entries:
+            if e is not ours:
+                ratios[f"anonymetry_duckdb_rows_per_s / {e.name}"] = \
+                    ours.rows_per_s() / e.rows_per_s()
+        floor = by.get("floor_user_level")
+        plain = by.get("floor_plain_groupby")
+        if floor:
+            ratios["anonymetry_duckdb_time / floor_user_level"] = ours.median / floor.median
+        if plain:
+            ratios["anonymetry_duckdb_time / floor_plain_groupby"] = ours.median / plain.median
+    targets = {}
+    if ours and "pipelinedp_local" in by:
+        pdp = by["pipelinedp_local"]
+        speedup = ours.rows_per_s() / pdp.rows_per_s()
+        targets["throughput >= 100x PipelineDP"] = {"value": speedup, "met": speedup >= 100}
+        if ours.errors_sample and pdp.errors_sample:
+            for m in ("count", "mean"):
+                a, b = ours.errors_sample[m], pdp.errors_sample[m]
+                targets[f"{m} error <= PipelineDP's (same sample)"] = {
+                    "value": [a, b], "met": a <= b}
+    if ours and "floor_user_level" in by:
+        r = ours.median / by["floor_user_level"].median
+        targets["time <= 2x user-level floor"] = {"value": r, "met": r <= 2.0}
+    return {
+        "query": {"metrics": ["count", "mean"], "by": BY, "unit": UNIT, "L0": L0, "Linf": LINF,
+                  "clamp": CLAMP, "epsilon": EPSILON, "partitions": "public (all listed)"},
+        "data": {"rows": args.rows, "users": args.users, "partitions": args.partitions,
+                 "sample_rows": sample_rows, **profile},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_avg_1m_at_end": os.getloadavg()[0], "duckdb": duckdb.__version__},
+        "reps": args.reps,
+        "results": rows,
+        "ratios": ratios,
+        "targets": targets,
+        "notes": [
+            *notes,
+            "error = mean over partitions and repetitions of |DP value - true value| / true "
+            "value, truth unbounded and unclamped: it includes the bias of L0/L∞/clamping",
+            "errors_same_sample compares anonymetry and PipelineDP on the same whole-user "
+            "subsample, same bounds and ε",
+        ],
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    q = report["query"]
+    d = report["data"]
+    print(f"\nDP count + DP mean per partition, L0={q['L0']} L∞={q['Linf']} clamp={q['clamp']} "
+          f"ε={q['epsilon']}; {d['rows']:,} rows, {d['users']:,} users, {d['partitions']} "
+          f"partitions; load avg {report['machine']['load_avg_1m_at_end']:.1f} on "
+          f"{report['machine']['cpus']} cpus")
+    head = (f"{'contender':22s} {'rows timed':>11s} {'median s':>9s} {'rows/s':>10s} "
+            f"{'s @ full':>9s} {'err cnt':>8s} {'err mean':>9s} {'same-sample cnt/mean':>21s}")
+    print(head)
+    print("-" * len(head))
+    for r in report["results"]:
+        ef, es = r["errors_full"], r["errors_same_sample"]
+        full = f"{r['seconds_at_full_size']:9.2f}" + ("*" if r["full_size_is_extrapolated"]
+                                                      else " ")
+        err_full = f"{ef['count']:8.4f} {ef['mean']:9.4f}" if ef else " " * 18
+        err_same = f"{es['count']:.4f}/{es['mean']:.4f}" if es else ""
+        print(f"{r['name']:22s} {r['rows_timed']:>11,d} {r['seconds_median']:9.3f} "
+              f"{_fmt_rate(r['rows_per_s']):>10s} {full:>10s}{err_full:>18s} {err_same:>21s}")
+    print("* extrapolated linearly from the rows timed")
+    for k, v in report["ratios"].items():
+        print(f"  {k:55s} {v:10.2f}")
+    for k, v in report["targets"].items():
+        print(f"  target {k:48s} {'MET' if v['met'] else 'NOT MET'}  {v['value']}")
+    for n in report["notes"]:
+        print(f"  note: {n}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -47,7 +47,7 @@ DIVERGENCES: dict[str, str] = {
 
 def make_table(seed: int = 7, users: int = 48, rows: int = 2400) -> pa.Table:
     """Store-shaped events: a few heavy users, nulls in a key and in the value, outliers."""
-    rng = np.random.default_rng(seed)  # noqa: TID251  # not-privacy: fixture data
+    rng = np.random.default_rng(seed)  # not-privacy: fixture data
     weight = rng.pareto(1.2, users) + 1.0
     u = rng.choice(users, size=rows, p=weight / weight.sum())
     user_ids = np.array([f"{i:02d}" + f"{i * 7919:030x}" for i in range(users)])

@@ -23,6 +23,7 @@ from anonymetry.analytics.engines.base import Engine
 from anonymetry.analytics.engines.spark import SparkEngine
 from anonymetry.analytics.plan import BoundedAggregates, BoundedPlan
 from anonymetry.analytics.spec import LinfMode
+
 from .scenarios import FLOAT_RTOL, SCENARIOS, Scenario, make_table, write_parquet
 
 pytestmark = pytest.mark.spark
@@ -90,9 +91,7 @@ def assert_same(a: dict[str, Any], b: dict[str, Any], *, columns: set[str] | Non
             if columns is not None and col not in columns:
                 continue
             w = other[col]
-            if col in INT_COLUMNS:
-                assert v == w, (key, col, v, w)
-            elif v is None or w is None:
+            if col in INT_COLUMNS or v is None or w is None:
                 assert v == w, (key, col, v, w)
             else:
                 assert math.isclose(v, w, rel_tol=FLOAT_RTOL, abs_tol=1e-9), (key, col, v, w)
@@ -126,7 +125,7 @@ def _probe_source() -> tuple[Source, list[tuple[str, str]]]:
 
 
 def _choice(engine: Engine, salt: int) -> set[tuple[str, str]] | None:
-    source, rows = _probe_source()
+    source = _probe_source()[0]
     spec = QuerySpec.build(metrics=["count"], by=["event", "user"], epsilon=1.0, delta=1e-6,
                            max_partitions=1, max_per_partition=1)
     # group by (event, user) so each kept (unit, partition) shows up as its own row; the
@@ -138,16 +137,16 @@ def _choice(engine: Engine, salt: int) -> set[tuple[str, str]] | None:
 
 
 def _md5_choice_pairs(salt: int) -> set[tuple[str, str]]:
-    _, rows = _probe_source()
+    rows = _probe_source()[1]
     best: dict[str, tuple[str, str]] = {}
     for u, p in rows:
-        h = hashlib.md5(f"{u}\x1f{p}\x1f{u}\x1f{salt}".encode()).hexdigest()  # noqa: S324
+        h = hashlib.md5(f"{u}\x1f{p}\x1f{u}\x1f{salt}".encode()).hexdigest()
         if u not in best or h < best[u][0]:
             best[u] = (h, p)
     return {(u, p) for u, (_, p) in best.items()}
 
 
-SALTS = (1, 2, 3, 12345, 2**40 + 7, 2**62 + 11)
+SALTS = (3, 2**40 + 7, 2**62 + 11)
 
 
 def uses_portable_order(engine: Engine) -> bool:
@@ -160,8 +159,8 @@ def duckdb_portable(duck: DuckDBEngine) -> bool:
 
 
 def test_spark_keeps_the_partitions_of_the_portable_salted_order(spark: SparkEngine) -> None:
-    """Which partition a unit keeps under L0 is the md5 order of ``engines.order`` (6 salts,
-    8 units each: a different order agrees by chance with probability ≤ 3^-48)."""
+    """Which partition a unit keeps under L0 is the md5 order of ``engines.order`` (3 salts,
+    8 units each: a different order agrees by chance with probability ≤ 3^-24)."""
     for salt in SALTS:
         assert _choice(spark, salt) == _md5_choice_pairs(salt)
 

@@ -151,7 +151,8 @@ def _window_epochs(spec: QuerySpec, key_epoch_days: int) -> int | None:
     w = spec.window
     if w is None or not w.bounded:
         return None
-    assert w.since is not None and w.until is not None
+    assert w.since is not None
+    assert w.until is not None
     span = 86400 * key_epoch_days
     first = math.floor(w.since.timestamp() / span)
     last = math.floor((w.until.timestamp() - 1e-9) / span)

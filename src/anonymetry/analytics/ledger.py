@@ -44,7 +44,7 @@ from anonymetry.privacy.accountant import (
 )
 from anonymetry.privacy.budget import PrivacyLoss
 
-__all__ = ["BudgetLedger", "Debit", "EntryState", "LEDGER_FILE"]
+__all__ = ["LEDGER_FILE", "BudgetLedger", "Debit", "EntryState"]
 
 LEDGER_FILE = "ledger.sqlite"
 ANY_DATASET = "*"
@@ -117,7 +117,7 @@ class BudgetLedger:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         try:
-            conn.execute("PRAGMA busy_timeout = %d" % int(self.timeout * 1000))
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA synchronous = FULL")
             yield conn
         finally:

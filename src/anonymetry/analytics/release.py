@@ -146,7 +146,7 @@ def release(compiled: CompiledQuery, aggregates: BoundedAggregates, *, engine: s
         flat = [weights.get((k, b), 0) for k in keys for b in range(plan.bins)]
         mech = comps["hist"].mechanism
         if getattr(mech, "integer", False):
-            flat = [int(round(v)) for v in flat]
+            flat = [round(v) for v in flat]
         out = comps["hist"].mechanism.release(flat)
         for i, k in enumerate(keys):
             hist_noisy[k] = [float(x) for x in out[i * plan.bins:(i + 1) * plan.bins]]
@@ -226,8 +226,8 @@ def _metric_rows(m: Any, i: int, key: Key, by: dict[str, Any], comps: dict[str, 
         a_n, a_s = mech("rows").ci_halfwidth(ALPHA / 2), mech("csum").ci_halfwidth(ALPHA / 2)
         value = _clip(clamp.mid + s / max(n, 1.0), clamp.lo, clamp.hi)
         r = _ratio_interval(s, a_s, n, a_n)
-        ci = (clamp.lo, clamp.hi) if r is None else (
-            _clip(clamp.mid + r[0], clamp.lo, clamp.hi), _clip(clamp.mid + r[1], clamp.lo, clamp.hi))
+        lo, hi, mid = clamp.lo, clamp.hi, clamp.mid
+        ci = (lo, hi) if r is None else (_clip(mid + r[0], lo, hi), _clip(mid + r[1], lo, hi))
         return [ResultRow(by, m.label, value, mech("csum").scale, ci, "laplace (ratio)")]
     if kind is MetricKind.VARIANCE:
         n, s, sq = float(noisy["rows"][i]), float(noisy["csum"][i]), float(noisy["csq"][i])

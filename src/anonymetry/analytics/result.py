@@ -128,7 +128,8 @@ class Result:
                 f"L0/L∞ and {100 * bias['values_clamped_share']:.1f}% of kept values clamped.")
         if self.budget:
             sp, rem = self.budget["spent"], self.budget["remaining"]
-            lines.append(f"Budget ({self.budget.get('accountant', '')}): spent ε={sp['epsilon']:.4g}"
+            acc = self.budget.get("accountant", "")
+            lines.append(f"Budget ({acc}): spent ε={sp['epsilon']:.4g}"
                          f", δ={sp['delta']:.3g}; remaining ε={rem['epsilon']:.4g}, "
                          f"δ={rem['delta']:.3g}.")
         lines.extend(self.notes)

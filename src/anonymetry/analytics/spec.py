@@ -81,8 +81,8 @@ class MetricSpec:
             check_identifier(self.field, f"metric {self.kind.value} field")
         elif self.field is not None:
             raise InvalidParameter(f"metric {self.kind.value}: takes no field")
-        if self.kind is MetricKind.QUANTILES:
-            if not self.quantiles or not all(0 < q < 1 for q in self.quantiles):
+        if self.kind is MetricKind.QUANTILES and (
+                not self.quantiles or not all(0 < q < 1 for q in self.quantiles)):
                 raise InvalidParameter("metric quantiles: each quantile must be in (0, 1)")
 
     @classmethod
@@ -271,12 +271,14 @@ class QuerySpec:
             check_identifier(self.unit, "unit")
         value_fields = {m.field for m in self.metrics if m.kind.needs_value}
         if len(value_fields) > 1:
+            got = ", ".join(sorted(f for f in value_fields if f))
             raise InvalidParameter("metric: all value metrics of one query must use the same "
-                                   f"field (one clamp range); got {', '.join(sorted(value_fields))}")
+                                   f"field (one clamp range); got {got}")
         if value_fields and self.clamp is None:
             raise InvalidParameter("clamp: value metrics need --clamp LO,HI (see "
                                    "`anonymetry suggest-bounds`)")
-        if isinstance(self.bins, bool) or not isinstance(self.bins, int) or not 2 <= self.bins <= 1000:
+        if isinstance(self.bins, bool) or not isinstance(self.bins, int) \
+                or not 2 <= self.bins <= 1000:
             raise InvalidParameter(f"bins: expected 2..1000, got {self.bins!r}")
         for name in ("max_partitions", "max_per_partition"):
             value = getattr(self, name)

@@ -38,7 +38,7 @@ def _bucket_counts(table: Any, *, log2: bool) -> dict[int, float]:
     out: dict[int, float] = {}
     for row in table.to_pylist():
         n, w = row.get("n", row.get("b")), float(row["w"])
-        b = min(int(math.floor(math.log2(n))), _MAX_LOG2) if log2 else int(n)
+        b = min(math.floor(math.log2(n)), _MAX_LOG2) if log2 else int(n)
         out[b] = out.get(b, 0.0) + w
     return out
 
@@ -97,7 +97,7 @@ def suggest_bounds(source: Source, engine: Engine, *, unit: str, by: tuple[Group
                            "coverage": coverage, "histograms": {}}
     for name in ("partitions", "rows"):
         counts = _bucket_counts(prof[name], log2=True)
-        buckets = list(range(0, _MAX_LOG2 + 1))
+        buckets = list(range(_MAX_LOG2 + 1))
         noisy = mech.release([counts.get(b, 0.0) for b in buckets])
         chosen = _coverage_bucket(buckets, noisy, coverage,
                                   mech.ci_halfwidth(0.05 / len(buckets)))

@@ -48,16 +48,30 @@ def exit_code_for(exc: AnonymetryError) -> int:
     return EXIT_REFUSED
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """click's usage-error base, and Typer's vendored copy of it where Typer has one."""
+    try:
+        from typer._click.exceptions import ClickException as Vendored  # Typer ≥ 0.20
+    except ImportError:  # pragma: no cover - older Typer raises click's own
+        return (click.ClickException,)
+    return (click.ClickException, Vendored)
+
+
+_EXIT = (typer.Exit, click.exceptions.Exit)
+_ABORT = (typer.Abort, click.exceptions.Abort)
+_USAGE = _usage_errors()
+
+
 def run_cli(app: typer.Typer) -> int:
     """Run the Typer app; turn our errors into a message and the documented exit code."""
     try:
         result = app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
+    except _EXIT as exc:
+        return int(exc.exit_code)
+    except _USAGE as exc:
         exc.show()
         return EXIT_USAGE
-    except click.exceptions.Abort:
+    except _ABORT:
         err_console.print("aborted")
         return EXIT_REFUSED
     except AnonymetryError as exc:

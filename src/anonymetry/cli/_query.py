@@ -137,8 +137,9 @@ def query(
         table.add_column(col)
     for r in result.rows:
         half = (r.ci95[1] - r.ci95[0]) / 2
-        table.add_row(*[str(r.by.get(n, "")) for n in names], r.metric, f"{r.value:,.4g}",
-                      f"[{r.ci95[0]:,.4g}, {r.ci95[1]:,.4g}]" if half else "", f"{r.noise_scale:.4g}")
+        ci = f"[{r.ci95[0]:,.4g}, {r.ci95[1]:,.4g}]" if half else ""
+        table.add_row(*[str(r.by.get(n, "")) for n in names], r.metric, f"{r.value:,.4g}", ci,
+                      f"{r.noise_scale:.4g}")
     console.print(table)
     console.print(result.explain(), highlight=False)
 

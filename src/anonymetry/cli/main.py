@@ -1,56 +1,82 @@
 """The ``anonymetry`` command line.
 
 Exit codes, the same for every command: 0 ok; 1 a check, gate or budget refused; 2 a usage or
-input error (bad flag, bad file, invalid policy). Each command group lives in its own module and
-registers itself below; none holds privacy logic (that lives in the layers below).
+input error (bad flag, bad file, invalid policy). Each command or group lives in its own module
+and is registered in ``COMMANDS`` below; none holds privacy logic (that lives in the layers
+below). Only the module of the command being run is imported, so ``anonymetry serve`` does not
+pay for SciPy and ``anonymetry policy check`` starts at once.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import typer
 
-from anonymetry.cli import (
-    _budget,
-    _demo,
-    _keys,
-    _policy,
-    _query,
-    _report,
-    _risk,
-    _serve,
-    _store,
-    _tokens,
-)
 from anonymetry.cli._common import run_cli
 
-app = typer.Typer(
-    name="anonymetry",
-    help="Privacy-first product telemetry: collect, analyze with differential privacy, "
-    "assess re-identification risk.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+# name -> (module under anonymetry.cli, attribute, is a Typer group)
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "demo": ("_demo", "demo", False),
+    "serve": ("_serve", "serve", False),
+    "policy": ("_policy", "app", True),
+    "tokens": ("_tokens", "app", True),
+    "store": ("_store", "app", True),
+    "keys": ("_keys", "app", True),
+    "query": ("_query", "query", False),
+    "suggest-bounds": ("_query", "suggest_bounds", False),
+    "budget": ("_budget", "app", True),
+    "risk": ("_risk", "risk", False),
+    "check": ("_risk", "check", False),
+    "report": ("_report", "report", False),
+}
 
-# Command groups register here, one line each.
-app.add_typer(_policy.app, name="policy")
-app.command("risk")(_risk.risk)
-app.command("check")(_risk.check)
-app.command("serve")(_serve.serve)
-app.add_typer(_tokens.app, name="tokens")
-app.command("report")(_report.report)
-app.add_typer(_store.app, name="store")
-app.add_typer(_keys.app, name="keys")
-app.command("demo")(_demo.demo)
-app.command("query")(_query.query)
-app.command("suggest-bounds")(_query.suggest_bounds)
-app.add_typer(_budget.app, name="budget")
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The Typer app with every command, or with just ``only`` (what ``main`` runs)."""
+    app = typer.Typer(
+        name="anonymetry",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+    )
+
+    @app.callback()
+    def _root() -> None:
+        """Privacy-first product telemetry: collect, analyze with differential privacy,
+        assess re-identification risk.
+
+        Exit codes: 0 ok, 1 a check, gate or budget refused, 2 a usage or input error.
+        Start with: anonymetry demo
+        """
+
+    for name, (module, attr, group) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(f"anonymetry.cli.{module}"), attr)
+        if group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
+
+
+def _command_in(argv: list[str]) -> str | None:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the full app, for in-process callers and tests
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
-    sys.exit(run_cli(app))
+    sys.exit(run_cli(build_app(_command_in(sys.argv[1:]))))
 
 
 if __name__ == "__main__":

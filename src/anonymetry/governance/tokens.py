@@ -106,7 +106,7 @@ class TokenStore:
     def list(self) -> list[TokenInfo]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, role, kind, created, revoked FROM tokens ORDER BY created, id"
+                "SELECT id, role, kind, created, revoked FROM tokens ORDER BY rowid"
             ).fetchall()
         return [TokenInfo(*row) for row in rows]
 

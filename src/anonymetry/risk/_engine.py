@@ -83,17 +83,37 @@ class ClassCounts:
         return self.entry_class is not None
 
 
-def _distinct_from_previous(col: pa.Array) -> np.ndarray:
-    """Boolean mask (length len-1): row i+1 differs from row i, NULL = NULL and NaN = NaN."""
-    a, b = col.slice(1), col.slice(0, len(col) - 1)
+def _distinct(a: pa.Array, b: pa.Array) -> np.ndarray:
+    """Element-wise "a is distinct from b" with NULL = NULL and NaN = NaN."""
     ne = pc.not_equal(a, b)
-    if col.null_count:
+    if a.null_count or b.null_count:
         ne = pc.if_else(pc.is_null(ne), pc.xor(pc.is_null(a), pc.is_null(b)), ne)
     out = ne.to_numpy(zero_copy_only=False).astype(bool)
-    if pa.types.is_floating(col.type):
+    if pa.types.is_floating(a.type):
         both_nan = pc.and_(pc.is_nan(a), pc.is_nan(b)).fill_null(False)
         out &= ~both_nan.to_numpy(zero_copy_only=False).astype(bool)
     return out
+
+
+def _class_ids(grouped: pa.Table, qi: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sort entries by their QI hash and number the classes: ``(order, class id per entry)``.
+
+    Exact: entries whose hashes are equal are compared column by column; ``None`` if two
+    different QI tuples share a hash (then the caller sorts by the QIs themselves).
+    """
+    h = grouped.column("__h").to_numpy()
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    same = hs[1:] == hs[:-1]
+    if np.any(same):
+        left = pa.array(order[:-1][same])
+        right = pa.array(order[1:][same])
+        for name in qi:
+            col = grouped.column(name).combine_chunks()
+            if np.any(_distinct(col.take(left), col.take(right))):
+                return None  # a 64-bit hash collision between different QI tuples
+    starts = np.r_[True, ~same]
+    return order, np.cumsum(starts, dtype=np.int64) - 1
 
 
 def class_counts(
@@ -133,31 +153,39 @@ def class_counts(
         return ClassCounts(n_records=int(sizes.sum()), class_size=sizes)
 
     s = quote(sensitive)
+    # One GROUP BY over (QIs, sensitive); classes are then numbered by the QI tuple's hash,
+    # checked exactly (no ORDER BY over the QIs: a sort costs more than the grouping).
     grouped = con.sql(
-        f"SELECT {qcols}, {s} AS __s, count(*) AS __n FROM {relation} "
-        f"GROUP BY ALL ORDER BY {qcols}"
+        f"SELECT hash({qcols}) AS __h, {qcols}, {s} AS __s, count(*) AS __n "
+        f"FROM {relation} GROUP BY {qcols}, {s}"
     ).to_arrow_table()
     rows = grouped.num_rows
     if rows == 0:
         raise InvalidParameter("risk: the table has no rows; nothing to assess")
-    # Class boundaries: a row starts a new class when any QI differs from the previous row.
-    starts = np.zeros(rows, dtype=bool)
-    starts[0] = True
-    for name in qi:
-        col = grouped.column(name).combine_chunks()
-        if rows > 1:
-            starts[1:] |= _distinct_from_previous(col)
-    entry_class = np.cumsum(starts, dtype=np.int64) - 1
+    ids = _class_ids(grouped, qi)
+    if ids is None:  # a 64-bit hash collision: number the classes by sorting on the QIs
+        grouped = con.sql(
+            f"SELECT {qcols}, {s} AS __s, count(*) AS __n FROM {relation} "
+            f"GROUP BY ALL ORDER BY {qcols}"
+        ).to_arrow_table()
+        starts = np.zeros(rows, dtype=bool)
+        starts[0] = True
+        for name in qi:
+            col = grouped.column(name).combine_chunks()
+            starts[1:] |= _distinct(col.slice(1), col.slice(0, rows - 1))
+        order, entry_class = np.arange(rows), np.cumsum(starts, dtype=np.int64) - 1
+    else:
+        order, entry_class = ids
     # Sensitive values → dense codes ranked by value (NULL last).
     svals = grouped.column("__s").combine_chunks()
     encoded = pc.dictionary_encode(svals, null_encoding="encode")
     dictionary = encoded.dictionary
-    order = pc.array_sort_indices(dictionary, null_placement="at_end").to_numpy()
+    by_value = pc.array_sort_indices(dictionary, null_placement="at_end").to_numpy()
     rank = np.empty(len(dictionary), dtype=np.int64)
-    rank[order] = np.arange(len(dictionary), dtype=np.int64)
-    entry_code = rank[encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
-    entry_count = grouped.column("__n").to_numpy().astype(np.int64)
-    # Sort entries within each class by code (the query orders by QIs only).
+    rank[by_value] = np.arange(len(dictionary), dtype=np.int64)
+    entry_code = rank[encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)][order]
+    entry_count = grouped.column("__n").to_numpy().astype(np.int64)[order]
+    # Sort entries within each class by code.
     if rows > 1:
         same = entry_class[1:] == entry_class[:-1]
         if np.any(same & (entry_code[1:] < entry_code[:-1])):

@@ -4,7 +4,7 @@ The plan (measured in ``benchmarks/dp_plan_floor.py``)::
 
     src     scan + filter + derive keys + clamp        (vectorized scan, no per-row Python)
     up      GROUP BY unit, partition                   (the same work as the user-level floor)
-    ranked  row_number() OVER (PARTITION BY unit ORDER BY hash(unit, partition, salt))
+    ranked  row_number() OVER (PARTITION BY unit ORDER BY md5(unit ␟ partition ␟ salt))
             on the (unit, partition) groups — ~#units·#partitions rows, not #rows
     out     WHERE rank ≤ L0, GROUP BY partition with min(c, L∞) row weights
 
@@ -19,11 +19,13 @@ it depends on the unit's own rows only.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from anonymetry.analytics.engines.order import salted_order_sql
 from anonymetry.analytics.plan import (
     Agg,
     BoundedAggregates,
@@ -70,14 +72,13 @@ class DuckDBEngine:
             con.execute(f"SET threads = {int(self.threads)}")
         if self.memory_limit:
             con.execute(f"SET memory_limit = {_lit(self.memory_limit)}")
-        try:
+        with contextlib.suppress(duckdb.Error):  # no ICU: timestamps are naive UTC already
             con.execute("SET TimeZone = 'UTC'")
-        except duckdb.Error:  # ICU not loaded: timestamps are then naive UTC already
-            pass
+        path = _lit(str(source.path))
         if source.kind is SourceKind.PARQUET:
-            con.execute(f"CREATE VIEW __src AS SELECT * FROM read_parquet({_lit(str(source.path))})")
+            con.execute(f"CREATE VIEW __src AS SELECT * FROM read_parquet({path})")
         elif source.kind is SourceKind.CSV:
-            con.execute(f"CREATE VIEW __src AS SELECT * FROM read_csv_auto({_lit(str(source.path))})")
+            con.execute(f"CREATE VIEW __src AS SELECT * FROM read_csv_auto({path})")
         elif source.kind is SourceKind.ARROW:
             con.register("__src", source.obj)
         elif source.kind is SourceKind.STORE:
@@ -155,7 +156,8 @@ class DuckDBEngine:
         params.append(flt.values[0])
         return f"{col} {flt.op} ?"
 
-    def _src(self, plan: BoundedPlan, schema: pa.Schema, *, with_hash: bool) -> tuple[str, list[Any]]:
+    def _src(self, plan: BoundedPlan, schema: pa.Schema, *, with_hash: bool
+             ) -> tuple[str, list[Any]]:
         where, params = self._where(plan, schema)
         cols = [f"{q(plan.unit)} AS __u"]
         cols += [f"{self._key_expr(k, schema)} AS {q(f'k{i}')}" for i, k in enumerate(plan.keys)]
@@ -169,8 +171,7 @@ class DuckDBEngine:
                 cols.append(f"least(CAST(floor((least(greatest({v}, {lo}), {hi}) - {lo}) / {width})"
                             f" AS INTEGER), {plan.bins - 1}) AS __b")
         if with_hash:
-            all_cols = ", ".join(q(c) for c in schema.names)
-            cols.append(f"hash({all_cols}, {int(plan.salt)}) AS __h")
+            cols.append(f"{salted_order_sql([q(c) for c in schema.names], plan.salt)} AS __h")
         sql = f"SELECT {', '.join(cols)} FROM __src WHERE {where}"
         if plan.public_partitions is not None:
             keys = ", ".join(q(f"k{i}") for i in range(len(plan.keys)))
@@ -180,7 +181,6 @@ class DuckDBEngine:
     def _ranked_sql(self, plan: BoundedPlan, schema: pa.Schema) -> tuple[str, list[Any]]:
         """``__u, k…, __c (kept rows ≤ L∞ or weight base), __craw, sums…, __r`` per (unit, part)."""
         keys = [q(f"k{i}") for i in range(len(plan.keys))]
-        key_list = ", ".join(keys)
         group = ", ".join(["__u", *keys])
         sample = plan.linf_mode is LinfMode.SAMPLE and plan.bounding
         src, params = self._src(plan, schema, with_hash=sample)
@@ -199,7 +199,7 @@ class DuckDBEngine:
             if Agg.CSQ in plan.aggs:
                 aggs.append(f"sum((__v - {mid}) * (__v - {mid})) AS __cq")
             aggs.append("sum(__cl) AS __ncl")
-        order = f"hash(__u{', ' + key_list if key_list else ''}, {int(plan.salt)})"
+        order = salted_order_sql(["__u", *keys], plan.salt)
         sql = (f"SELECT {group}, {', '.join(aggs)}, "
                f"row_number() OVER (PARTITION BY __u ORDER BY {order}) AS __r "
                f"FROM ({src}) AS s GROUP BY {group}")
@@ -337,10 +337,12 @@ class DuckDBEngine:
                 v = f"CAST({q(plan.value)} AS DOUBLE)"
                 where, wparams = self._where(plan, schema)
                 bucket = (f"CASE WHEN {v} = 0 THEN 0 ELSE CAST(sign({v}) * (greatest(least("
-                          f"floor(log2(abs({v}))), 40), -20) + {VALUE_BUCKET_OFFSET}) AS INTEGER) END")
+                          f"floor(log2(abs({v}))), 40), -20) + {VALUE_BUCKET_OFFSET}) AS INTEGER)"
+                          " END")
                 out["values"] = con.sql(
-                    f"SELECT b, sum(1.0 / nr) AS w FROM (SELECT {q(plan.unit)} AS __u, {bucket} AS b "
-                    f"FROM __src WHERE {where}) AS s JOIN __pu USING (__u) GROUP BY b",
+                    f"SELECT b, sum(1.0 / nr) AS w FROM (SELECT {q(plan.unit)} AS __u, "
+                    f"{bucket} AS b FROM __src WHERE {where}) AS s JOIN __pu USING (__u) "
+                    "GROUP BY b",
                     params=wparams or None).to_arrow_table()
             return out
         finally:
