@@ -47,10 +47,8 @@ print(json.dumps(out))
 
 
 def make_table(con: duckdb.DuckDBPyConnection, name: str, rows: int, unique: bool) -> None:
-    if unique:  # q1 is a row id in disguise: every row is its own class
-        exprs = ["(i * 2654435761) % 4294967311 AS q1"]
-    else:
-        exprs = ["(hash(i, 1) % 4)::INT AS q1"]
+    # all-unique: q1 is a row id in disguise, so every row is its own class
+    exprs = ["(i * 2654435761) % 4294967311 AS q1" if unique else "(hash(i, 1) % 4)::INT AS q1"]
     exprs += [
         "(hash(i, 2) % 3)::INT AS q2", "(hash(i, 3) % 2)::INT AS q3",
         "['ios','android','web'][(hash(i, 4) % 3)::INT + 1] AS q4",
@@ -61,7 +59,7 @@ def make_table(con: duckdb.DuckDBPyConnection, name: str, rows: int, unique: boo
                 f"FROM range({rows}) r(i)")
 
 
-def best_of(repeat: int, fn) -> float:  # noqa: ANN001
+def best_of(repeat: int, fn) -> float:
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -86,7 +86,8 @@ def test_snb_solver_recovers_known_parameters():
     c2 = k * a * b**a * f * f * (1 - b) / 2 * (1 - d) ** (a + 2) * (2 - (1 - a) * d)
     root = _snb_solve(k, f, c1, c2)
     assert root is not None
-    assert root[1] == pytest.approx(a, rel=1e-6) and root[2] == pytest.approx(b, rel=1e-6)
+    assert root[1] == pytest.approx(a, rel=1e-6)
+    assert root[2] == pytest.approx(b, rel=1e-6)
     assert k * root[2] ** root[1] == pytest.approx(k * b**a, rel=1e-6)
 
 

@@ -116,7 +116,8 @@ def test_measures_equal_pycanon(seed, tmp_path, pycanon_python):
     qi = ["q1", "q2", "q3"]
     num = class_counts(con, "data", qi, "num")
     cat = class_counts(con, "data", qi, "cat")
-    assert num.ordered and not cat.ordered
+    assert num.ordered
+    assert not cat.ordered
     assert k_anonymity(num) == oracle["k"]
     assert distinct_l(num) == oracle["l_num"]
     assert distinct_l(cat) == oracle["l_cat"]

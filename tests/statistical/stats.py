@@ -113,6 +113,6 @@ def power_distance(kind: str, scale: float, integer: bool) -> float:
     """The smallest sup-distance between the claimed folded CDF and one whose scale is off by
     20 % either way — what the sample size must be able to detect."""
     f0 = folded_cdf(kind, scale, integer)
-    grid = [scale * i / 50 for i in range(0, 50 * 12)]
+    grid = [scale * i / 50 for i in range(50 * 12)]
     return min(sup_distance(f0, folded_cdf(kind, scale * e, integer), grid)
                for e in SCALE_ERRORS)

@@ -23,6 +23,7 @@ from anonymetry.analytics import DuckDBEngine, QuerySpec, compile_query
 from anonymetry.analytics.release import select_partitions
 from anonymetry.analytics.sources import arrow_source
 from anonymetry.privacy import noise
+from anonymetry.privacy.mechanisms import ThresholdSelection
 
 from .stats import ALPHA, BETA
 
@@ -74,12 +75,9 @@ def p_release(scale: float, threshold: int) -> float:
 
 
 def test_selection_test_has_power_0999_against_too_much_noise() -> None:
-    _, sel = solo_releases.__wrapped__() if hasattr(solo_releases, "__wrapped__") else (0, None)
-    spec_scale = 2 / 0.5  # l1 = L0 = 2; the selection gets ε/2 (units only, no diagnostics)
-    from anonymetry.privacy.mechanisms import ThresholdSelection
-
+    """The query's selection is ThresholdSelection(l0=l1=L0=2, linf=1, ε=1, δ): scale 2."""
     sel = ThresholdSelection(2, 2, 1, 1.0, DELTA)
-    assert sel.scale == pytest.approx(spec_scale / 2)
+    assert sel.scale == pytest.approx(2.0)
     p1 = p_release(sel.scale * 1.5, sel.threshold)
     assert sps.binom.sf(limit(), N, p1) >= 1 - BETA
 

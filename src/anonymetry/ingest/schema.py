@@ -6,24 +6,30 @@ JSON kinds. Undeclared fields are dropped and counted; an expired event is accep
 counted (the caller discards it); a time outside the policy window (``time.max_age_days`` in the
 past, ``time.max_future_seconds`` ahead) is a problem.
 
-The checks per event are compiled once from the policy, so the hot path is a dict lookup and a
-few ``isinstance`` calls per field.
+The checks per event are compiled once from the policy. A whole batch is first checked column
+by column (:meth:`EventValidator.check_columns`: set and min/max operations over each field's
+values, in C); only a batch where that finds anything wrong goes event by event
+(:meth:`EventValidator.check`), which is what names the problems. Both apply the same rules.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import contains
 from typing import Any
 
 from anonymetry.errors import SchemaViolation
 from anonymetry.policy import ConsentLevel, EventSpec, FieldSpec, FieldType, Policy
 
-__all__ = ["MAX_ID_LENGTH", "Checked", "EventValidator", "kind_of"]
+__all__ = ["MAX_ID_LENGTH", "Checked", "CheckedColumns", "EventValidator", "kind_of"]
 
 MAX_ID_LENGTH = 256
+_INT64 = (-(2**63), 2**63 - 1)  # stored int columns are 64-bit
+_NONE = type(None)
 _KINDS: dict[type, str] = {
     str: "str", int: "int", float: "float", bool: "bool", type(None): "null",
     list: "array", dict: "object", bytes: "bytes",
@@ -74,6 +80,8 @@ def _compile_field(spec: FieldSpec) -> _Check:
         def check_int(value: Any) -> tuple[str | None, Any]:
             if type(value) is not int:
                 return f"{where}: expected int, got {kind_of(value)}", None
+            if not _INT64[0] <= value <= _INT64[1]:
+                return f"{where}: outside the 64-bit integer range", None
             return in_range(value), value
         return check_int
     if spec.type is FieldType.FLOAT:
@@ -81,7 +89,7 @@ def _compile_field(spec: FieldSpec) -> _Check:
             t = type(value)
             if t is not float and t is not int:
                 return f"{where}: expected float, got {kind_of(value)}", None
-            if not math.isfinite(value):
+            if not _finite(value):
                 return f"{where}: expected a finite number", None
             return in_range(value), float(value)
         return check_float
@@ -105,11 +113,78 @@ def _compile_field(spec: FieldSpec) -> _Check:
     return check_text
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+# A column check takes a field's values across events (None = absent) and returns them
+# normalized, or None if any value has a problem (the per-event check then says which).
+_ColumnCheck = Callable[[list[Any]], "list[Any] | None"]
+
+
+def _compile_column(spec: FieldSpec) -> _ColumnCheck:
+    """The rules of :func:`_compile_field`, over a column at once."""
+    lo, hi = spec.min, spec.max
+    allowed = frozenset(spec.values) if spec.values is not None else None
+    max_len = spec.max_length
+    ftype = spec.type
+    kinds = {FieldType.INT: {int}, FieldType.FLOAT: {int, float}, FieldType.BOOL: {bool}}.get(
+        ftype, {str})
+
+    def check_column(column: list[Any]) -> list[Any] | None:
+        types = set(map(type, column))
+        types.discard(_NONE)
+        if not types <= kinds:
+            return None
+        values = column if None not in column else [v for v in column if v is not None]
+        if not values or ftype is FieldType.BOOL:
+            return column
+        if ftype is FieldType.INT or ftype is FieldType.FLOAT:
+            low, high = min(values), max(values)
+            if ftype is FieldType.INT and not _INT64[0] <= low <= high <= _INT64[1]:
+                return None
+            if ftype is FieldType.FLOAT and not all(map(_finite, values)):
+                return None
+            if (lo is not None and low < lo) or (hi is not None and high > hi):
+                return None
+            if ftype is FieldType.FLOAT and int in types:
+                return [v if v is None else float(v) for v in column]
+            return column
+        if allowed is not None and not allowed.issuperset(values):
+            return None
+        if max_len is not None and max(map(len, values)) > max_len:
+            return None
+        return column
+
+    return check_column
+
+
 @dataclass(frozen=True, slots=True)
 class _CompiledEvent:
     spec: EventSpec
     checks: Mapping[str, _Check]
+    columns: Mapping[str, _ColumnCheck]
     required: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedColumns:
+    """A batch whose every event is valid and not expired, as columns.
+
+    ``users``: the user id of each event, its device id where it has none; ``consents``: the
+    claimed level of each (``None`` = no claim); ``attrs``: declared field → normalized values
+    (``None`` where an event has none), for the fields some event has; ``undeclared``: how
+    many undeclared fields were dropped in all.
+    """
+
+    specs: Mapping[str, EventSpec]
+    users: Sequence[str]
+    consents: Sequence[ConsentLevel | None]
+    attrs: dict[str, list[Any]]
+    undeclared: int
 
 
 class EventValidator:
@@ -121,6 +196,7 @@ class EventValidator:
             name: _CompiledEvent(
                 spec,
                 {f: _compile_field(fs) for f, fs in spec.fields.items()},
+                {f: _compile_column(fs) for f, fs in spec.fields.items()},
                 tuple(f for f, fs in spec.fields.items() if fs.required),
             )
             for name, spec in policy.events.items()
@@ -130,13 +206,91 @@ class EventValidator:
         self._expired: frozenset[str] = frozenset()
         self._today_until = 0.0
 
-    def _is_expired(self, spec: EventSpec, now: float) -> bool:
+    def _expired_names(self, now: float) -> frozenset[str]:
         if now >= self._today_until:  # recompute the expired set at most once a minute
             today = dt.datetime.fromtimestamp(now, dt.UTC).date()
             self._expired = frozenset(
                 name for name, c in self._events.items() if c.spec.is_expired(today))
             self._today_until = now + 60
-        return spec.name in self._expired
+        return self._expired
+
+    def _is_expired(self, spec: EventSpec, now: float) -> bool:
+        return spec.name in self._expired_names(now)
+
+    def check_columns(
+        self,
+        names: Sequence[Any],
+        times: Sequence[float | None],
+        users: Sequence[Any],
+        devices: Sequence[Any],
+        consents: Sequence[Any],
+        attrs: Sequence[Mapping[str, Any]],
+        now: float,
+    ) -> CheckedColumns | None:
+        """:meth:`check` for a whole batch (parallel sequences, one entry per event), column by
+        column. Returns ``None`` unless every event would pass :meth:`check` and none is
+        expired: the caller then goes event by event to learn which fail and why."""
+        n = len(names)
+        if not n or not _only(names, {str}) or not _only(devices, {str}):
+            return None
+        distinct = set(names)
+        if not distinct <= self._events.keys() or distinct & self._expired_names(now):
+            return None
+        if not _only(times, {float, int}) or not all(map(math.isfinite, times)):
+            return None
+        if min(times) < now - self._max_age or max(times) > now + self._max_future:  # type: ignore[type-var]
+            return None
+        if "" in devices or max(map(len, devices)) > MAX_ID_LENGTH:
+            return None
+        if not _only(users, {str, _NONE}):
+            return None
+        given = [u for u in users if u] if None in users or "" in users else users
+        if given and max(map(len, given)) > MAX_ID_LENGTH:
+            return None
+        if len(given) != n:
+            users = [u if u else d for u, d in zip(users, devices, strict=True)]
+        if not _only(consents, {str, _NONE}) or not set(consents) <= _CLAIMS.keys():
+            return None
+        if not _only(attrs, {dict}):
+            return None
+        if len(distinct) == 1:
+            groups: dict[str, list[int] | None] = {names[0]: None}  # None: every event
+        else:
+            groups = {}
+            for i, name in enumerate(names):
+                groups.setdefault(name, []).append(i)  # type: ignore[union-attr]
+        columns: dict[str, list[Any]] = {}
+        undeclared = 0
+        for name, index in groups.items():
+            compiled = self._events[name]
+            rows = attrs if index is None else [attrs[i] for i in index]
+            present = set().union(*rows)
+            declared = present & compiled.columns.keys()
+            if len(declared) != len(present):
+                undeclared += sum(map(len, rows)) - sum(
+                    sum(map(contains, rows, repeat(f))) for f in declared)
+            for f in compiled.required:
+                if f not in declared:
+                    return None
+            for f in declared:
+                column = compiled.columns[f](list(map(dict.get, rows, repeat(f))))
+                if column is None or (f in compiled.required and None in column):
+                    return None
+                if index is None:
+                    columns[f] = column
+                else:
+                    full = columns.get(f)
+                    if full is None:
+                        full = columns[f] = [None] * n
+                    for i, value in zip(index, column, strict=True):
+                        full[i] = value
+        return CheckedColumns(
+            specs={name: self._events[name].spec for name in distinct},
+            users=users,
+            consents=list(map(_CLAIMS.__getitem__, consents)),
+            attrs=columns,
+            undeclared=undeclared,
+        )
 
     def check(
         self,
@@ -218,3 +372,9 @@ class EventValidator:
 
 
 _LEVELS = {level.label: level for level in ConsentLevel}
+_CLAIMS: dict[str | None, ConsentLevel | None] = {None: None, **_LEVELS}
+
+
+def _only(values: Sequence[Any], types: set[type]) -> bool:
+    """Whether every value is of exactly one of ``types``."""
+    return set(map(type, values)) <= types

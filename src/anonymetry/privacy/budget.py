@@ -2,8 +2,10 @@
 
 Why exact: budgets are summed and compared many times (ledger, budget split, CLI); floats drift
 and a drift of 1e-16 can let a query through that the budget refuses. Both parts are held as
-:class:`fractions.Fraction`, built from ``int``, ``Fraction``, decimal strings or floats (a float
-is taken at its exact binary value, so ``0.1`` is the double nearest 0.1, never less).
+:class:`fractions.Fraction`, built from ``int``, ``Fraction``, decimal strings or floats. A float
+is read as the decimal it prints as (``0.1`` → 1/10), so ten queries of ε=0.1 fill a budget of
+1 exactly; the mechanisms then check OpenDP's privacy map against that exact value, so the
+noise is never calibrated to more than the stated ε.
 
 Validation happens once, when built: NaN, infinities and negatives are rejected and the message
 names the field; ``delta`` must also be < 1.
@@ -31,7 +33,7 @@ def to_fraction(value: Number, field: str) -> Fraction:
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise InvalidParameter(f"{field}: must be finite, got {value}")
-            out = Fraction(value)
+            out = Fraction(repr(value))
         elif isinstance(value, int | Fraction):
             out = Fraction(value)
         elif isinstance(value, str):

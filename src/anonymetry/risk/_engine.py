@@ -102,7 +102,7 @@ def _class_ids(grouped: pa.Table, qi: Sequence[str]) -> tuple[np.ndarray, np.nda
     different QI tuples share a hash (then the caller sorts by the QIs themselves).
     """
     h = grouped.column("__h").to_numpy()
-    order = np.argsort(h, kind="stable")
+    order = np.argsort(h)
     hs = h[order]
     same = hs[1:] == hs[:-1]
     if np.any(same):

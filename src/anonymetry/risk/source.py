@@ -25,10 +25,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from anonymetry.errors import InvalidParameter
 from anonymetry.policy import Policy, Sensitivity
@@ -144,25 +142,11 @@ def _register_store(
 
     if not (data_dir / "keys").is_dir():
         raise InvalidParameter("--data: no keys/ folder in the data directory; is it one?")
-    reader: Any = open_reader(data_dir, LocalKeyring(data_dir / "keys"), policy)
-    table = _store_table(reader)
-    raw = view.strip('"') + "_arrow"
-    con.register(raw, table)
+    reader = open_reader(data_dir, LocalKeyring(data_dir / "keys"), policy)
+    raw = view.strip('"') + "_store"
+    reader.duckdb_register(con, raw)
     con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM {quote(raw)}")
     return "event store"
-
-
-def _store_table(reader: Any) -> pa.Table:
-    """The stored rows as Arrow, whatever the reader's shape (table or method)."""
-    if isinstance(reader, pa.Table):
-        return reader
-    for name in ("to_arrow", "read_all", "arrow", "table"):
-        fn = getattr(reader, name, None)
-        if callable(fn):
-            out = fn()
-            if isinstance(out, pa.Table):
-                return out
-    raise InvalidParameter("--data: the store reader gave no table to assess")
 
 
 def choose_columns(

@@ -245,7 +245,7 @@ class DuckDBEngine:
             keys = [q(f"k{i}") for i in range(len(plan.keys))]
             key_list = ", ".join(keys)
             w, rows, kept = self._weight(plan), self._rows(plan), self._kept(plan)
-            outs = ["count(*) AS units", f"sum({rows}) AS rows"]
+            outs = ["count(*) AS units", f"CAST(sum({rows}) AS BIGINT) AS rows"]
             if plan.value and plan.clamp:
                 if Agg.SUM in plan.aggs:
                     outs.append(f"sum(__s * {w}) AS sum")
