@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -124,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in ratios:
             ratios[name].append(times[name][-1] / times["floor"][-1])
     print(f"{n_rows:,} rows, {args.rounds} rounds (median seconds; ratio = median of per-round "
-          "plan/floor)")
-    summary = {"rows": n_rows, "rounds": args.rounds}
+          f"plan/floor); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    summary: dict[str, object] = {"rows": n_rows, "rounds": args.rounds,
+                                  "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+                                  "cpus": os.cpu_count()}
     for name in plans:
         med = statistics.median(times[name])
         ratio = statistics.median(ratios[name]) if name in ratios else 1.0

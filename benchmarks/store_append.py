@@ -1,9 +1,11 @@
 """Durable events/s of the event store alone (no HTTP): N asyncio tasks each append batches of
-100 events in a loop; every append returns only after its group commit was fsync'd.
+100 events (columnar, as the pipeline hands them over) in a loop; every append returns only
+after its group commit was fsync'd.
 
     python benchmarks/store_append.py [--tasks 64] [--seconds 10] [--batch 100] [--data DIR]
 
-Prints events/s, commits/s, events per commit and append latency percentiles.
+Prints events/s, commits/s, events per commit, append latency percentiles and the CPU time
+(user and system) per event of the whole process.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import secrets
 import sqlite3
 import statistics
@@ -18,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from anonymetry.ingest.store import EventStore, StoredEvent
+from anonymetry.ingest.store import EventStore, StoredBatch
 from anonymetry.policy import default_policy
 from anonymetry.privacy import LocalKeyring, epoch_of
 
@@ -26,15 +29,16 @@ _RUN = secrets.token_hex(6)
 _seq = itertools.count()
 
 
-def batch(n: int, epoch: int, now: int) -> list[StoredEvent]:
-    """``n`` events of one device with unique dedup keys (cheap to make: the client side of
-    this benchmark should cost little next to the store)."""
+def batch(n: int, epoch: int, now: int) -> StoredBatch:
+    """``n`` events of one device with unique (random-looking, like real keyed fingerprints)
+    dedup keys; cheap to make, so the client side of this benchmark costs little."""
     first = next(_seq) * n
     user = device = f"{_RUN}{first:020x}"
-    attrs = {"platform": "android", "app_version": "5.2.1", "screen": "editor",
-             "duration_ms": 1234}
-    return [StoredEvent(f"{_RUN}{first + i:020x}", epoch, "screen.view", now, user, device,
-                        "usage", attrs) for i in range(n)]
+    keys = [secrets.token_hex(16) for _ in range(n)]
+    return StoredBatch(keys, [epoch] * n, ["screen.view"] * n, [now] * n, [user] * n,
+                       [device] * n, ["usage"] * n,
+                       {"platform": ["android"] * n, "app_version": ["5.2.1"] * n,
+                        "screen": ["editor"] * n, "duration_ms": list(range(n))})
 
 
 async def run(store: EventStore, tasks: int, seconds: float, size: int) -> tuple[int, list[float]]:
@@ -69,9 +73,9 @@ def main() -> None:
         data = args.data or Path(tmp)
         store = EventStore(data, default_policy(), LocalKeyring(data / "keys"))
         asyncio.run(run(store, 4, 0.5, args.batch))  # warm up (keys, SQLite pages)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), os.times()
         stored, lat = asyncio.run(run(store, args.tasks, args.seconds, args.batch))
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, os.times()
         store.close()
         with sqlite3.connect(data / "wal" / f"{store.instance}.sqlite") as conn:
             commits = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
@@ -82,6 +86,9 @@ def main() -> None:
         print(f"group commits/s:  {commits / elapsed:,.1f}  "
               f"(~{stored / max(commits, 1):,.0f} events per commit)")
         print(f"append latency ms: p50 {q[49] * 1e3:.1f}  p99 {q[98] * 1e3:.1f}")
+        user, system = cpu.user - cpu0.user, cpu.system - cpu0.system
+        print(f"CPU per event: {user / stored * 1e6:.1f} µs user, "
+              f"{system / stored * 1e6:.1f} µs system; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

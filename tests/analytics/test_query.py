@@ -210,7 +210,7 @@ def test_explain_mentions_guarantee_bounds_and_bias() -> None:
     assert "Bias from bounding" in text
 
 
-def test_store_source_is_queried_through_the_store_reader(tmp_path: Path) -> None:
+def test_store_source_is_queried_through_the_store_reader(tmp_path: Path, cli: Any) -> None:
     from anonymetry.analytics.sources import store_source
     from anonymetry.ingest.store import EventStore, StoredEvent
     from anonymetry.privacy import LocalKeyring
@@ -232,6 +232,12 @@ def test_store_source_is_queried_through_the_store_reader(tmp_path: Path) -> Non
     assert {r.by["platform"] for r in result.rows} == {"ios", "web"}
     assert sum(r.value for r in result.rows) == pytest.approx(400, abs=40)
     assert result.unit["units_per_person"] == 1
+    res = cli("query", "--data", str(tmp_path), "--metric", "users", "--by", "platform",
+              "--epsilon", "50", "--delta", "1e-6", "--min-cohort", "0", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["unit"]["column"] == "user"
+    assert sum(r["value"] for r in out["rows"]) == pytest.approx(40, abs=10)
 
 
 # -- CLI ----------------------------------------------------------------------------------------
@@ -316,3 +322,24 @@ def test_file_source_rejects_unknown_suffix(tmp_path: Path) -> None:
     p.write_text("a")
     with pytest.raises(InvalidParameter, match="parquet"):
         file_source(p)
+
+
+def test_public_partitions_file_csv_and_json(tmp_path: Path) -> None:
+    from anonymetry.analytics.sources import load_public_partitions
+
+    csv_path = tmp_path / "p.csv"
+    csv_path.write_text("platform,week\nios,2024-06-03\nweb,2024-06-10\n")
+    assert load_public_partitions(csv_path, ("platform", "week")) == (
+        ("ios", "2024-06-03"), ("web", "2024-06-10"))
+    js = tmp_path / "p.json"
+    js.write_text('[{"platform": "ios"}, {"platform": "web"}]')
+    assert load_public_partitions(js, ("platform",)) == (("ios",), ("web",))
+    with pytest.raises(InvalidParameter, match="lacks"):
+        load_public_partitions(csv_path, ("os",))
+
+
+def test_noise_handles_counts_beyond_32_bits() -> None:
+    from anonymetry.privacy.mechanisms import LaplaceMechanism
+
+    out = LaplaceMechanism(1, 1.0, True).release([3_000_000_000])
+    assert abs(out[0] - 3_000_000_000) < 1000

@@ -6,7 +6,8 @@ One SQLite file per collector process, ``DIR/wal/<instance>.sqlite`` (WAL journa
 - ``chunks(id, epoch, n, blob)``: one AES-256-GCM blob per group-commit chunk of one epoch,
   sealed under the epoch's ``seal`` key; the plaintext is the msgpack list of the chunk's rows.
   The associated data binds a blob to its segment, chunk id, epoch and row count.
-- ``dedup(key, chunk, epoch)``: the dedup key of every row in ``chunks`` (UNIQUE).
+- ``dedup(key, chunk, epoch)``: the dedup key of every row in ``chunks``, clustered by chunk so
+  that appends are sequential (see :mod:`._dedup`; files made before that are clustered by key).
 - ``counters(kind, name, epoch, n)``: ``stored`` per event and epoch, ``discarded`` per reason.
 
 The catalog, ``DIR/catalog.sqlite``, is shared by all processes: the Parquet files (``files``,
@@ -39,6 +40,7 @@ __all__ = [
     "compaction_lock",
     "connect",
     "connect_lookup",
+    "dedup_layout",
     "fsync_dir",
     "init_catalog",
     "init_segment",
@@ -57,9 +59,10 @@ CREATE TABLE IF NOT EXISTS chunks(
     n INTEGER NOT NULL,
     blob BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS dedup(
-    key TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
     chunk INTEGER NOT NULL,
-    epoch INTEGER NOT NULL) WITHOUT ROWID;
+    epoch INTEGER NOT NULL,
+    PRIMARY KEY(chunk, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters(
     kind TEXT NOT NULL, name TEXT NOT NULL, epoch INTEGER NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY(kind, name, epoch)) WITHOUT ROWID;
@@ -128,6 +131,16 @@ def connect_lookup(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA query_only=ON")
     conn.execute("PRAGMA mmap_size=268435456")
     return conn
+
+
+def dedup_layout(conn: sqlite3.Connection) -> str | None:
+    """How a segment's ``dedup`` table is clustered: ``"chunk"`` (current), ``"key"`` (files
+    made before), or ``None`` if it has none yet."""
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dedup'").fetchone()
+    if row is None:
+        return None
+    return "chunk" if "PRIMARY KEY(chunk, key)" in row[0] else "key"
 
 
 def _init(conn: sqlite3.Connection, ddl: str) -> None:

@@ -126,8 +126,12 @@ class Pipeline:
             levels = list(map(by_claim.__getitem__, checked.consents))
         allowed, specs = self._allowed, checked.specs
         for name, level in set(zip(names, levels, strict=True)):
-            if specs[name].consent > level or allowed[name, level] is not None:
-                return None  # discarded, or some field must go: event by event
+            if specs[name].consent > level:
+                return None  # discarded: event by event
+            keep = allowed[name, level]
+            if keep is not None and any(
+                    f not in keep and f in specs[name].fields for f in checked.attrs):
+                return None  # some field may have to go: event by event
         epoch = epoch_of(min(times), self._epoch_days)
         if epoch_of(max(times), self._epoch_days) != epoch:
             return None

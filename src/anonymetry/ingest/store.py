@@ -7,9 +7,9 @@ while the previous commit was being fsync'd goes into the next transaction, whos
 then resolved together. Events travel as columns (:class:`StoredBatch`; a list of
 :class:`StoredEvent` is converted on entry), and rows are sealed per chunk (one AES-256-GCM
 blob of msgpack columns per epoch per commit), so a commit costs a few C calls per column, not
-Python per row. Dedup is one ``INSERT OR IGNORE … SELECT FROM json_each`` per chunk against the
-UNIQUE dedup index, in the same transaction, with the keys sorted so that SQLite walks its
-B-tree in order.
+Python per row. Dedup: the commit's keys are checked against the keys of every segment's
+uncompacted rows (held in memory, :mod:`._dedup`) and the catalog, then appended to the
+segment's chunk-clustered dedup table in the same transaction.
 
 Dedup scope: a key already stored in this segment, in any other segment under ``DIR/wal`` or
 (after compaction) in the catalog is a duplicate, so retries after a crash, a restart or a
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import sqlite3
 import threading
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
@@ -36,9 +35,10 @@ from typing import Any
 
 import orjson
 
-from anonymetry.errors import InternalError, InvalidParameter, Overloaded
+from anonymetry.errors import InvalidParameter, Overloaded
 from anonymetry.ingest import _wal
 from anonymetry.ingest._codec import StoredBatch, encode_batch
+from anonymetry.ingest._dedup import KnownKeys
 from anonymetry.policy import Policy
 from anonymetry.privacy import Keyring, Sealer
 
@@ -95,10 +95,10 @@ class EventStore:
             self._catalog = _wal.connect(self.data_dir / _wal.CATALOG_NAME)
             _wal.init_catalog(self._catalog)
             self._next_chunk = self._first_free_chunk()
+            self._known = KnownKeys(self.wal_dir, self.instance, self._conn, self._catalog)
         except BaseException:
             self._lock.release()
             raise
-        self._others: dict[Path, Any] = {}
         self._queue: deque[_Item] = deque()
         self._cv = threading.Condition()
         self._pending = 0
@@ -193,50 +193,23 @@ class EventStore:
                 with self._cv:
                     self._pending -= taken
 
-    def _other_segments(self) -> list[Any]:
-        conns = []
-        present = set()
-        for path in _wal.segment_paths(self.wal_dir):
-            if path.stem == self.instance:
-                continue
-            present.add(path)
-            conn = self._others.get(path)
-            if conn is None:
-                try:
-                    conn = _wal.connect_lookup(path)
-                except sqlite3.OperationalError:
-                    if path.exists():
-                        raise
-                    continue  # removed since it was listed: nothing to look up
-                self._others[path] = conn
-            conns.append(conn)
-        for path in set(self._others) - present:
-            self._others.pop(path).close()
-        return conns
-
-    def _existing_elsewhere(self, keys_json: bytes) -> set[str]:
-        """Keys already stored in other segments, then in the catalog (that order matters: a
-        key moves from a segment to the catalog, never back)."""
-        found: set[str] = set()
-        query = "SELECT key FROM dedup WHERE key IN (SELECT value FROM json_each(?))"
-        for conn in self._other_segments():
-            try:
-                found.update(k for (k,) in conn.execute(query, (keys_json,)))
-            except Exception as exc:  # a segment still being created has no table yet
-                if "no such table" not in str(exc):
-                    raise
-        found.update(k for (k,) in self._catalog.execute(query, (keys_json,)))
-        return found
-
     def _commit(self, group: list[_Item]) -> list[list[bool]]:
         batch = StoredBatch.concat([item.batch for item in group])
         keys = batch.dedup
         n = len(keys)
-        flags = [False] * n
         conn = self._conn
+        appended: list[tuple[int, list[str]]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            existing = self._existing_elsewhere(orjson.dumps(sorted(keys))) if keys else set()
+            probe = self._known.refresh()
+            stored = self._known.stored(keys, probe)
+            if not stored and len(set(keys)) == n:  # the common case: all new
+                flags = [True] * n
+            else:
+                flags = []
+                for key in keys:
+                    flags.append(key not in stored)
+                    stored.add(key)  # a repeat inside the group is a duplicate
             epochs = set(batch.epoch)
             if len(epochs) == 1:
                 groups: dict[int, Sequence[int]] = {epochs.pop(): range(n)}
@@ -246,40 +219,20 @@ class EventStore:
                     groups.setdefault(epoch, []).append(i)  # type: ignore[attr-defined]
             counts: Counter[tuple[str, str, int]] = Counter()
             for epoch, idx in groups.items():
-                chunk = self._next_chunk
-                self._next_chunk += 1
-                cand = [keys[i] for i in idx] if len(idx) != n else keys
-                if existing:
-                    cand = [k for k in cand if k not in existing]
-                if not cand:
-                    continue
-                cand_json = orjson.dumps(sorted(cand))
-                inserted = conn.execute(
-                    "INSERT OR IGNORE INTO dedup(key, chunk, epoch) "
-                    "SELECT value, ?, ? FROM json_each(?)", (chunk, epoch, cand_json)).rowcount
-                if inserted == len(idx):  # the common case: all new
-                    take: Sequence[int] = idx
-                else:
-                    new = {k for (k,) in conn.execute(
-                        "SELECT key FROM dedup WHERE chunk = ? AND key IN "
-                        "(SELECT value FROM json_each(?))", (chunk, cand_json))}
-                    take = []
-                    for i in idx:
-                        if keys[i] in new:
-                            new.discard(keys[i])  # a repeat inside the batch is a duplicate
-                            take.append(i)
-                    if len(take) != inserted:
-                        raise InternalError(f"dedup of chunk {chunk}: {inserted} keys inserted "
-                                            f"but {len(take)} rows matched")
+                take = [i for i in idx if flags[i]] if len(idx) != n or stored else idx
                 if not take:
                     continue
-                for i in take:
-                    flags[i] = True
                 rows = batch if len(take) == n else batch.take(take)
+                chunk = self._next_chunk
+                self._next_chunk += 1
+                conn.execute("INSERT INTO dedup(key, chunk, epoch) "
+                             "SELECT value, ?, ? FROM json_each(?)",
+                             (chunk, epoch, orjson.dumps(sorted(rows.dedup))))
                 aad = _wal.chunk_aad(self.instance, chunk, epoch, len(rows))
                 blob = self._sealer.seal(epoch, encode_batch(rows), aad)
                 conn.execute("INSERT INTO chunks(id, epoch, n, blob) VALUES(?, ?, ?, ?)",
                              (chunk, epoch, len(rows), blob))
+                appended.append((chunk, rows.dedup))
                 for name, k in Counter(rows.event).items():
                     counts["stored", name, epoch] += k
             for item in group:
@@ -295,6 +248,8 @@ class EventStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        for chunk, chunk_keys in appended:
+            self._known.add(self.instance, chunk, chunk_keys)
         out: list[list[bool]] = []
         pos = 0
         for item in group:
@@ -332,9 +287,7 @@ class EventStore:
             self._cv.notify_all()
         self._thread.join()
         self._closed = True
-        for conn in self._others.values():
-            conn.close()
-        self._others.clear()
+        self._known.close()
         with contextlib.suppress(Exception):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 dp.enable_features("contrib")
+_INT = "i64"  # counts beyond 2^31 must not overflow (OpenDP's default int is i32)
 
 
 class NoiseKind(enum.StrEnum):
@@ -67,10 +68,10 @@ def _check_scale(scale: float) -> float:
 
 
 def _build(kind: NoiseKind, scale: float, integer: bool) -> Any:
-    atom = dp.atom_domain(T=int) if integer else dp.atom_domain(T=float, nan=False)
+    atom = dp.atom_domain(T=_INT) if integer else dp.atom_domain(T=float, nan=False)
     domain = dp.vector_domain(atom)
     if kind is NoiseKind.LAPLACE:
-        metric = dp.l1_distance(T=int if integer else float)
+        metric = dp.l1_distance(T=_INT if integer else float)
         return dp.m.make_laplace(domain, metric, scale=scale)
     metric = dp.l2_distance(T=float)
     return dp.m.make_gaussian(domain, metric, scale=scale)
@@ -165,8 +166,8 @@ class ThresholdNoise:
         object.__setattr__(self, "scale", _check_scale(self.scale))
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int):
             raise InvalidParameter("threshold: expected a whole number")
-        domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=int))
-        metric = dp.l01inf_distance(dp.absolute_distance(T=int))
+        domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=_INT))
+        metric = dp.l01inf_distance(dp.absolute_distance(T=_INT))
         meas = dp.m.make_laplace_threshold(domain, metric, scale=self.scale,
                                            threshold=self.threshold)
         object.__setattr__(self, "_measurement", meas)

@@ -26,6 +26,7 @@ import traceback
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,6 +67,17 @@ class ServiceConfig:
     max_body: int = 4 * 1024 * 1024
     max_pending: int = 50_000
     retry_after: int = 1
+
+
+class _Result(msgspec.Struct, gc=False):
+    """One event's answer: ``{"id", "status", "reason"}``."""
+
+    id: str | None
+    status: str
+    reason: str | None
+
+
+_ID = attrgetter("id")  # WireEvent and BadEvent both have one
 
 
 class _ConsentBody(msgspec.Struct):
@@ -261,10 +273,8 @@ class CollectorApp:
             raise HTTPError(400, "malformed", f"{exc.field}: {exc.detail}") from None
         assert self.pipeline is not None
         outcome = await self.pipeline.ingest_events(events, gpc=_gpc(headers))
-        results = [
-            {"id": getattr(ev, "id", None), "status": status, "reason": reason}
-            for ev, (status, reason) in zip(events, outcome.results, strict=True)
-        ]
+        statuses, reasons = zip(*outcome.results, strict=True) if events else ((), ())
+        results = list(map(_Result, map(_ID, events), statuses, reasons))
         return _json_response(200, msgspec.json.encode({"results": results,
                                                          **outcome.summary()}))
 
