@@ -2,7 +2,7 @@
 bare echo endpoint of the same stack (uvicorn + uvloop + httptools, bare ASGI, same worker
 count) measured in the same run.
 
-    python benchmarks/ingest.py [--workers 2] [--clients 16] [--seconds 10]
+    python benchmarks/ingest.py [--workers 2] [--clients 64] [--seconds 10]
 
 1. saturation: ``--clients`` keep-alive connections, each posting batches of ``--batch``
    events (unique ids) back to back for ``--seconds``; durable events/s = events the store
@@ -11,8 +11,11 @@ count) measured in the same run.
    from sending a request to its full 200 answer;
 3. the echo endpoint under the same saturation load.
 
-The load comes from a separate process (raw asyncio sockets, pre-built requests, so the client
-costs as little as possible) and is bounded in count and time. Everything binds 127.0.0.1.
+The load comes from a separate process (raw asyncio sockets on uvloop, keep-alive, requests
+pre-built from a template, so the client costs as little as possible) and is bounded in count
+and time. Everything binds 127.0.0.1. Next to each rate it prints the load average (the machine
+may be shared) and the CPU time the server processes spent per stored event (Linux /proc), which
+depends much less on other load than the rates do.
 """
 
 from __future__ import annotations
@@ -184,6 +187,19 @@ def load(*args: object) -> dict:
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live children (Linux; 0 elsewhere)."""
+    total = 0.0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for p in [str(pid), *children]:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+    return total
+
+
 def stop(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -195,7 +211,7 @@ def stop(proc: subprocess.Popen) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--max-requests", type=int, default=200_000)
@@ -226,27 +242,35 @@ def main() -> None:
         # warm-up (keys, caches, connections), then saturation
         load(port, "/v1/events", token, 4, 1.0, args.batch, None, "w", 2000)
         before = store_stats(data, LocalKeyring(data / "keys"))["stored"]
+        load_sat, cpu = os.getloadavg()[0], cpu_seconds(server.pid)
         sat = load(port, "/v1/events", token, *common, None, "s", args.max_requests)
+        cpu = cpu_seconds(server.pid) - cpu
         stored = store_stats(data, LocalKeyring(data / "keys"))["stored"] - before
+        load_half = os.getloadavg()[0]
         half = load(port, "/v1/events", token, *common, sat["req_per_s"] / 2, "h",
                     args.max_requests)
+        load_echo, echo_cpu = os.getloadavg()[0], cpu_seconds(echo.pid)
         ech = load(echo_port, "/echo", token, *common, None, "e", args.max_requests)
+        echo_cpu = cpu_seconds(echo.pid) - echo_cpu
     finally:
         stop(server)
         stop(echo)
 
     ingest_eps = stored / sat["elapsed"]
     echo_eps = ech["req_per_s"] * args.batch
-    print(f"machine: {os.cpu_count()} cores, load average before run "
-          f"{os.getloadavg()[0]:.1f}; workers={args.workers} clients={args.clients} "
+    echo_events = ech["requests"] * args.batch
+    print(f"machine: {os.cpu_count()} cores; workers={args.workers} clients={args.clients} "
           f"batch={args.batch} seconds={args.seconds}")
-    print(f"ingest saturation: {sat['requests']} requests, statuses {sat['statuses']}, "
-          f"{stored} events durably stored -> {ingest_eps:,.0f} durable events/s "
-          f"(p50 {sat['p50_ms']:.1f} ms, p99 {sat['p99_ms']:.1f} ms)")
-    print(f"ingest at half load ({half['req_per_s']:.0f} req/s): p50 {half['p50_ms']:.1f} ms, "
-          f"p99 {half['p99_ms']:.1f} ms ack latency, statuses {half['statuses']}")
-    print(f"echo saturation: {ech['req_per_s']:,.0f} req/s -> {echo_eps:,.0f} events/s "
-          f"(p99 {ech['p99_ms']:.1f} ms)")
+    print(f"ingest saturation (load average {load_sat:.1f}): {sat['requests']} requests, "
+          f"statuses {sat['statuses']}, {stored} events durably stored -> "
+          f"{ingest_eps:,.0f} durable events/s (p50 {sat['p50_ms']:.1f} ms, "
+          f"p99 {sat['p99_ms']:.1f} ms); server CPU {cpu / max(stored, 1) * 1e6:.1f} µs/event")
+    print(f"ingest at half load (load average {load_half:.1f}, {half['req_per_s']:.0f} req/s): "
+          f"p50 {half['p50_ms']:.1f} ms, p99 {half['p99_ms']:.1f} ms ack latency, "
+          f"statuses {half['statuses']}")
+    print(f"echo saturation (load average {load_echo:.1f}): {ech['req_per_s']:,.0f} req/s -> "
+          f"{echo_eps:,.0f} events/s (p99 {ech['p99_ms']:.1f} ms); server CPU "
+          f"{echo_cpu / max(echo_events, 1) * 1e6:.1f} µs/event")
     print(f"ratio ingest/echo: {ingest_eps / echo_eps:.1%}; target ≥ 100,000 events/s: "
           f"{'met' if ingest_eps >= 100_000 else 'NOT met'}; target ≥ 50 % of echo: "
           f"{'met' if ingest_eps >= echo_eps / 2 else 'NOT met'}")

@@ -1,17 +1,2 @@
-"""One SparkSession (``local[2]``) for every Spark test, started once and stopped at the end."""
-
-from __future__ import annotations
-
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-
-
-@pytest.fixture(scope="session")
-def spark_session() -> Iterator[Any]:
-    from anonymetry.analytics.engines.spark import local_session
-
-    spark = local_session("local[2]", shuffle_partitions=2, app_name="anonymetry-tests")
-    yield spark
-    spark.stop()
+"""The ``spark_session`` fixture (one SparkSession for the whole run) lives in
+``tests/conftest.py``, shared with the risk tests."""

@@ -1,8 +1,18 @@
-"""What every CLI command shares: error → exit code mapping, JSON output, the console."""
+"""What every CLI command shares: error → exit code mapping, JSON output, the console,
+progress on long work.
+
+Exit codes (documented in README "Commands"): 0 ok; 1 a check, gate or budget refused; 2 a
+usage or input error. :func:`run_cli` guarantees that bad input never shows a traceback: our
+own errors, click/Typer usage errors, unreadable or unwritable paths (``OSError``) and data
+DuckDB cannot process all become one line on stderr and exit 2.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -40,6 +50,30 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
+@contextmanager
+def working(description: str, *, quiet: bool = False) -> Iterator[None]:
+    """A Rich spinner with elapsed time on stderr while long work runs (off with ``quiet``,
+    e.g. under ``--json``, and when stderr is not a terminal); it disappears when done."""
+    if quiet or not err_console.is_terminal:
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        progress.add_task(description, total=None)
+        yield
+
+
+def existing_dir(path: Path, flag: str = "--data",
+                 hint: str = "pass the collector's data directory (anonymetry serve --data DIR "
+                             "creates it)") -> Path:
+    """``path`` if it is a directory, else a usage error (exit 2) naming ``flag``."""
+    if not path.is_dir():
+        raise fail(f"{flag}: {path} is not a directory; {hint}")
+    return path
+
+
 def exit_code_for(exc: AnonymetryError) -> int:
     if isinstance(exc, BudgetExhausted | ReleaseBlocked):
         return EXIT_REFUSED
@@ -62,6 +96,18 @@ _ABORT = (typer.Abort, click.exceptions.Abort)
 _USAGE = _usage_errors()
 
 
+# DuckDB errors that come from the data (unreadable file, a value of the wrong type), not from
+# our SQL; matched by name so that commands without DuckDB need not import it.
+_DUCKDB_INPUT_ERRORS = frozenset({"ConversionException", "InvalidInputException", "IOException",
+                                  "OutOfRangeException", "HTTPException"})
+
+
+def _is_duckdb_input_error(exc: BaseException) -> bool:
+    kind = type(exc)
+    return kind.__module__.startswith(("duckdb", "_duckdb")) and kind.__name__ in (
+        _DUCKDB_INPUT_ERRORS)
+
+
 def run_cli(app: typer.Typer) -> int:
     """Run the Typer app; turn our errors into a message and the documented exit code."""
     try:
@@ -77,4 +123,18 @@ def run_cli(app: typer.Typer) -> int:
     except AnonymetryError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exit_code_for(exc)
+    except OSError as exc:  # a path that cannot be read or written, a port in use: the caller's
+        what = exc.strerror or type(exc).__name__
+        hint = (f": {exc.filename}; check the path and its permissions" if exc.filename
+                else "; check the arguments (path, port, address)")
+        err_console.print(f"[bold red]error:[/] {what}{hint}", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    except Exception as exc:
+        if not _is_duckdb_input_error(exc):
+            raise  # a bug: keep the traceback
+        # DuckDB's message may quote a data value, so only its kind is shown.
+        err_console.print(f"[bold red]error:[/] DuckDB could not process the input "
+                          f"({type(exc).__name__}); check the file's format, the column names "
+                          "and their types", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
     return result if isinstance(result, int) else EXIT_OK

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import typer
 
-from anonymetry.cli._common import EXIT_REFUSED, console, fail, print_json
+from anonymetry.cli._common import EXIT_REFUSED, console, existing_dir, fail, print_json
 from anonymetry.cli._store import policy_for
 from anonymetry.privacy import LocalKeyring, epoch_of, epoch_start
 
-app = typer.Typer(help="List, rotate and destroy key epochs (crypto-shredding).",
-                  no_args_is_help=True)
+app = typer.Typer(help="List, rotate and destroy key epochs (crypto-shredding).\n\n"
+                  "Example: anonymetry keys list --data ./data", no_args_is_help=True)
 
 _DATA = typer.Option(..., "--data", help="The collector's data directory (keys in DATA/keys).")
 _POLICY = typer.Option(None, "--policy", help="Policy YAML (default: the one recorded in DATA, "
@@ -29,7 +29,7 @@ def list_keys(
 
     Example: anonymetry keys list --data ./data --json
     """
-    days = policy_for(data, policy).identity.key_epoch_days
+    days = policy_for(existing_dir(data), policy).identity.key_epoch_days
     epochs = LocalKeyring(data / "keys").epochs()
     current = epoch_of(time.time(), days)
     rows = [{"epoch": e, "state": s, "starts": epoch_start(e, days).isoformat(),
@@ -55,7 +55,7 @@ def rotate(
 
     Example: anonymetry keys rotate --data ./data
     """
-    days = policy_for(data, policy).identity.key_epoch_days
+    days = policy_for(existing_dir(data), policy).identity.key_epoch_days
     keyring = LocalKeyring(data / "keys")
     current = epoch_of(time.time(), days)
     made = []
@@ -78,17 +78,21 @@ def destroy(
     data: Path = _DATA,
     epoch: int = typer.Option(..., "--epoch", help="The key epoch to destroy."),
     yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Crypto-shred an epoch: its key is erased, so its pseudonyms no longer link and its stored
     events (WAL and Parquet) can never be read again. Needs --yes.
 
     Example: anonymetry keys destroy --data ./data --epoch 668 --yes
     """
-    keyring = LocalKeyring(data / "keys")
+    keyring = LocalKeyring(existing_dir(data) / "keys")
     if keyring.epochs().get(epoch) is None:
         raise fail(f"key epoch {epoch} is unknown; see 'anonymetry keys list --data {data}'")
     if not yes:
         raise fail(f"destroying epoch {epoch} makes its data unreadable forever; "
                    "repeat with --yes to confirm", EXIT_REFUSED)
     keyring.destroy(epoch)
-    console.print(f"epoch {epoch} destroyed: its data is crypto-shredded")
+    if as_json:
+        print_json({"epoch": epoch, "state": "destroyed"})
+    else:
+        console.print(f"epoch {epoch} destroyed: its data is crypto-shredded")

@@ -10,7 +10,8 @@ from anonymetry.cli._common import EXIT_USAGE, console, err_console, print_json
 from anonymetry.errors import PolicyError
 from anonymetry.policy import load_policy
 
-app = typer.Typer(help="Check and show a policy file.", no_args_is_help=True)
+app = typer.Typer(help="Check and show a policy file.\n\nExample: anonymetry policy check "
+                  "examples/policy.yaml", no_args_is_help=True)
 
 
 @app.command("check")

@@ -22,11 +22,12 @@ from anonymetry.errors import InvalidParameter
 from anonymetry.policy import Policy, default_policy, load_policy
 from anonymetry.risk.gate import Verdict, evaluate
 from anonymetry.risk.source import Source, choose_columns, open_source
-from anonymetry.risk.table import TableRisk, assess_table, write_per_record
+from anonymetry.risk.table import TableRisk, assess_table, assess_table_spark, write_per_record
 
 _SOURCE_HELP = "Parquet/CSV file, directory of Parquet files, or duckdb:DB_PATH::TABLE."
 _QI_HELP = "Quasi-identifier columns, comma-separated, or 'auto' (policy: technical/interaction)."
 _SENS_HELP = "Sensitive attribute column, or 'auto' (policy: the highly_sensitive field)."
+_ENGINE_HELP = "Where the grouped queries run: duckdb, or spark (large Parquet/CSV tables)."
 
 
 def _policy(path: Path | None) -> Policy:
@@ -44,8 +45,16 @@ def _population(value: int | None) -> int | None:
 
 
 def _measure(src: Source, qi: str, sensitive: str | None, population: int | None,
-             policy: Policy, qi_analysis: bool) -> TableRisk:
+             policy: Policy, qi_analysis: bool, engine: str = "duckdb",
+             source: str | None = None) -> TableRisk:
+    if engine not in ("duckdb", "spark"):
+        raise InvalidParameter("--engine: use duckdb or spark")
     cols, sens = choose_columns(list(src.columns()), _split(qi), sensitive, policy)
+    if engine == "spark":  # Spark reads files itself; a DuckDB table or the store via Arrow
+        data = source if src.description == "file" else src.con.sql(
+            f"SELECT * FROM {src.relation}").to_arrow_table()
+        return assess_table_spark(data, cols, sens, population=_population(population),
+                                  qi_analysis=qi_analysis)
     return assess_table(src.con, src.relation, cols, sens, population=_population(population),
                         qi_analysis=qi_analysis)
 
@@ -116,6 +125,7 @@ def risk(
         "--policy", help="Policy YAML (sensitivity tags for 'auto'; default: embedded).")] = None,
     qi_analysis: bool = typer.Option(
         True, "--qi-analysis/--no-qi-analysis", help="Effect of dropping/generalizing each QI."),
+    engine: str = typer.Option("duckdb", "--engine", help=_ENGINE_HELP),
 ) -> None:
     """Measure re-identification risk: k, ℓ, t, uniqueness, prosecutor/journalist/marketer risk.
 
@@ -123,7 +133,7 @@ def risk(
     """
     policy = _policy(policy_file)
     with open_source(source, data_dir=data, policy=policy) as src:
-        result = _measure(src, qi, sensitive, population, policy, qi_analysis)
+        result = _measure(src, qi, sensitive, population, policy, qi_analysis, engine, source)
         if per_record is not None:
             write_per_record(src.con, src.relation, list(result.qi), per_record,
                              population=population)
@@ -175,6 +185,7 @@ def check(
         "--auxiliary", help="Attacker's auxiliary table: also gate linkage precision.")] = None,
     truth: str | None = typer.Option(
         None, "--truth", help="Hidden true-id column in both tables (with --auxiliary)."),
+    engine: str = typer.Option("duckdb", "--engine", help=_ENGINE_HELP),
 ) -> None:
     """Gate a release candidate on the policy's thresholds; exit 1 if any is exceeded.
 
@@ -185,7 +196,8 @@ def check(
         raise InvalidParameter("--auxiliary and --truth go together")
     trace_result = linkage_result = None
     with open_source(source, data_dir=data, policy=policy) as src:
-        table = _measure(src, qi, sensitive, population, policy, qi_analysis=False)
+        table = _measure(src, qi, sensitive, population, policy, qi_analysis=False,
+                         engine=engine, source=source)
         if traces:
             if not _module_available("anonymetry.risk.traces"):
                 raise InvalidParameter("--traces: trace risk is not available in this build")

@@ -53,7 +53,8 @@ _POLICY = typer.Option(None, "--policy", help="Policy YAML (default: the one rec
 def serve(
     data: Path = _DATA,
     policy: Path | None = _POLICY,
-    port: int = typer.Option(4318, "--port", help="TCP port (0: any free port)."),
+    port: int = typer.Option(4318, "--port", min=0, max=65535,
+                             help="TCP port (0: any free port)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
     workers: int = typer.Option(1, "--workers", min=1, max=64,
                                 help="Worker processes, each with its own store segment."),

@@ -12,7 +12,8 @@ from anonymetry.ingest.reader import store_stats
 from anonymetry.policy import Policy, default_policy, load_policy
 from anonymetry.privacy import LocalKeyring
 
-app = typer.Typer(help="Inspect and compact the event store.", no_args_is_help=True)
+app = typer.Typer(help="Inspect and compact the event store.\n\nExample: anonymetry store "
+                  "stats --data ./data", no_args_is_help=True)
 
 RECORDED_POLICY = "policy.yaml"  # where ``anonymetry serve`` records the policy it runs with
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import typer
 
-from anonymetry.cli._common import console, print_json
+from anonymetry.cli._common import console, existing_dir, print_json
 from anonymetry.cli._serve import recorded_policy
 from anonymetry.governance.tokens import TokenStore
 
-app = typer.Typer(help="Create, list and revoke bearer tokens.", no_args_is_help=True)
+app = typer.Typer(help="Create, list and revoke bearer tokens.\n\nExample: anonymetry tokens "
+                  "create --data ./data --role ingest", no_args_is_help=True)
 
 _DATA = typer.Option(..., "--data", help="Data directory of the collector.")
 
@@ -30,7 +31,7 @@ def create(
 
     Example: anonymetry tokens create --data ./data --role ingest
     """
-    store = TokenStore(data, recorded_policy(data))
+    store = TokenStore(existing_dir(data), recorded_policy(data))
     token, info = store.create(role)
     store.close()
     if as_json:
@@ -42,8 +43,11 @@ def create(
 @app.command("list")
 def list_(data: Path = _DATA,
           as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List tokens (ids, roles, dates; never the tokens)."""
-    store = TokenStore(data, recorded_policy(data))
+    """List tokens (ids, roles, dates; never the tokens).
+
+    Example: anonymetry tokens list --data ./data --json
+    """
+    store = TokenStore(existing_dir(data), recorded_policy(data))
     infos = store.list()
     store.close()
     if as_json:
@@ -60,10 +64,17 @@ def list_(data: Path = _DATA,
 
 
 @app.command("revoke")
-def revoke(data: Path = _DATA, token_id: str = typer.Argument(..., help="Token id (see list).")
+def revoke(data: Path = _DATA, token_id: str = typer.Argument(..., help="Token id (see list)."),
+           as_json: bool = typer.Option(False, "--json", help="Print the revoked token as JSON.")
            ) -> None:
-    """Revoke a token by id; collectors refuse it within a few seconds."""
-    store = TokenStore(data, recorded_policy(data))
+    """Revoke a token by id; collectors refuse it within a few seconds.
+
+    Example: anonymetry tokens revoke --data ./data tok_3f2a
+    """
+    store = TokenStore(existing_dir(data), recorded_policy(data))
     info = store.revoke(token_id)
     store.close()
-    console.print(f"revoked {info.id} ({info.role}) at {info.revoked}")
+    if as_json:
+        print_json(info.to_dict())
+    else:
+        console.print(f"revoked {info.id} ({info.role}) at {info.revoked}")

@@ -30,6 +30,9 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "budget": ("_budget", "app", True),
     "risk": ("_risk", "risk", False),
     "check": ("_risk", "check", False),
+    "traces": ("_assess", "traces", False),
+    "anonymize": ("_assess", "anonymize", False),
+    "linkage": ("_assess", "linkage", False),
     "report": ("_report", "report", False),
 }
 
@@ -50,7 +53,8 @@ def build_app(only: str | None = None) -> typer.Typer:
         assess re-identification risk.
 
         Exit codes: 0 ok, 1 a check, gate or budget refused, 2 a usage or input error.
-        Start with: anonymetry demo
+
+        Example: anonymetry demo
         """
 
     for name, (module, attr, group) in COMMANDS.items():

@@ -43,17 +43,18 @@ class KnownKeys:
         self.own = own
         self.catalog = catalog
         self.keys: set[str] = set()
-        # segment → (chunk, keys) in chunk order; tuples of str are left alone by the GC
-        self._runs: dict[str, deque[tuple[int, tuple[str, ...]]]] = {}
+        self._runs: dict[str, deque[tuple[int, Sequence[str]]]] = {}  # segment → (chunk, keys)
         self._seen: dict[str, int] = {}  # segment → highest chunk read
         self._others: dict[str, tuple[Path, sqlite3.Connection, bool]] = {}  # by chunk?
+        self._paths: list[Path] = []
+        self._listed_at = -1
         self._tail(own, own_conn)
         self._forget_compacted()
 
     # -- keeping up ------------------------------------------------------------------------
     def add(self, segment: str, chunk: int, keys: Sequence[str]) -> None:
         self.keys.update(keys)
-        self._runs.setdefault(segment, deque()).append((chunk, tuple(keys)))
+        self._runs.setdefault(segment, deque()).append((chunk, keys))
         if chunk > self._seen.get(segment, 0):
             self._seen[segment] = chunk
 
@@ -88,7 +89,7 @@ class KnownKeys:
         still be probed by key (old-layout segments)."""
         present: set[str] = set()
         probe: list[sqlite3.Connection] = []
-        for path in _wal.segment_paths(self.wal_dir):
+        for path in self._segment_paths():
             name = path.stem
             if name == self.own:
                 continue
@@ -117,13 +118,21 @@ class KnownKeys:
         self._forget_compacted()
         return probe
 
+    def _segment_paths(self) -> list[Path]:
+        """The segment files, listed again only when the directory changed."""
+        stamp = self.wal_dir.stat().st_mtime_ns
+        if stamp != self._listed_at:
+            self._paths = _wal.segment_paths(self.wal_dir)
+            self._listed_at = stamp
+        return self._paths
+
     # -- asking ----------------------------------------------------------------------------
     def stored(self, keys: Sequence[str], probe: Iterable[sqlite3.Connection]) -> set[str]:
         """Those of ``keys`` already stored anywhere (in memory, old-layout segments, the
         catalog); probing the catalog after the segments matters: a key moves from a segment
         to the catalog, never back."""
         found = self.keys.intersection(keys)
-        ask = orjson.dumps(sorted(set(keys) - found))
+        ask = orjson.dumps([k for k in keys if k not in found] if found else keys)
         for conn in (*probe, self.catalog):
             found.update(k for (k,) in conn.execute(_PROBE, (ask,)))
         return found

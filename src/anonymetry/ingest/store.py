@@ -226,8 +226,8 @@ class EventStore:
                 chunk = self._next_chunk
                 self._next_chunk += 1
                 conn.execute("INSERT INTO dedup(key, chunk, epoch) "
-                             "SELECT value, ?, ? FROM json_each(?)",
-                             (chunk, epoch, orjson.dumps(sorted(rows.dedup))))
+                             "SELECT value, ?, ? FROM json_each(?) ORDER BY value",
+                             (chunk, epoch, orjson.dumps(rows.dedup)))
                 aad = _wal.chunk_aad(self.instance, chunk, epoch, len(rows))
                 blob = self._sealer.seal(epoch, encode_batch(rows), aad)
                 conn.execute("INSERT INTO chunks(id, epoch, n, blob) VALUES(?, ?, ?, ?)",

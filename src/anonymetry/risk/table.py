@@ -26,7 +26,7 @@ from anonymetry.risk.kanon import class_size_histogram, k_anonymity
 from anonymetry.risk.population import PopulationUniqueness, population_uniqueness
 from anonymetry.risk.uniqueness import reidentification_risk, sample_uniqueness
 
-__all__ = ["TableRisk", "assess_counts", "assess_table", "write_per_record"]
+__all__ = ["TableRisk", "assess_counts", "assess_table", "assess_table_spark", "write_per_record"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +144,32 @@ def assess_table(
     if qi_analysis:
         analysis = qi_influence(con, relation, qi, max_size=max_subset)
         risk = _replace(risk, qi_analysis=analysis)
+    return risk
+
+
+def assess_table_spark(
+    data: Any,
+    qi: Sequence[str],
+    sensitive: str | None = None,
+    *,
+    spark: Any = None,
+    population: int | None = None,
+    ordered: bool | None = None,
+    qi_analysis: bool = True,
+    max_subset: int = 2,
+) -> TableRisk:
+    """:func:`assess_table` on Apache Spark (extra ``spark``): the same :class:`TableRisk`.
+
+    ``data`` is a Spark DataFrame, a Parquet/CSV path or a pyarrow Table; ``spark`` a session
+    (default: the active one, else ``local[2]``). See :mod:`anonymetry.risk._spark`.
+    """
+    from anonymetry.risk._spark import class_counts_spark, qi_influence_spark, spark_frame
+
+    df = spark_frame(data, spark)
+    cc = class_counts_spark(df, qi, sensitive, ordered=ordered)
+    risk = assess_counts(cc, qi, sensitive, population=population)
+    if qi_analysis:
+        risk = _replace(risk, qi_analysis=qi_influence_spark(df, qi, max_size=max_subset))
     return risk
 
 
