@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -222,7 +223,8 @@ def main() -> None:
     from anonymetry.policy import default_policy
     from anonymetry.privacy import LocalKeyring
 
-    data = Path(tempfile.mkdtemp(prefix="anonymetry-bench-")) / "data"
+    workdir = Path(tempfile.mkdtemp(prefix="anonymetry-bench-"))
+    data = workdir / "data"
     tokens = TokenStore(data, default_policy())
     token, _ = tokens.create("collector")
     tokens.close()
@@ -255,6 +257,7 @@ def main() -> None:
     finally:
         stop(server)
         stop(echo)
+        shutil.rmtree(workdir, ignore_errors=True)
 
     ingest_eps = stored / sat["elapsed"]
     echo_eps = ech["req_per_s"] * args.batch

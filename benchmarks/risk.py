@@ -3,7 +3,11 @@ a bare DuckDB GROUP BY (the floor), on 1M rows with 7 QIs and one numeric sensit
 for all-unique and coarse QIs.
 
     python benchmarks/risk.py [--rows 1000000] [--pycanon-rows-unique 20000]
-                              [--pycanon-rows-coarse 100000] [--repeat 3]
+                              [--pycanon-rows-coarse 100000] [--repeat 3] [--spark]
+
+``--spark`` adds a Spark row (``local[2]``, the same table written to Parquet and read by Spark):
+the bundle through :func:`anonymetry.risk._spark.class_counts_spark` and a bare Spark
+``groupBy(...).count()`` as its floor, printed beside the DuckDB numbers (``spark_*`` keys).
 
 pyCANON takes minutes on 1M rows, so it runs on a random subsample in its own virtualenv
 (``.venv-oracles/pycanon``, created by ``tests/risk/test_risk_pycanon_oracle.py``) and its time
@@ -20,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -93,6 +98,41 @@ def ours(con: duckdb.DuckDBPyConnection, table: str, repeat: int) -> dict[str, f
                                                          for k, v in timings.items()}}
 
 
+def spark_row(con: duckdb.DuckDBPyConnection, table: str, repeat: int,
+              session: Any) -> dict[str, float]:
+    """The bundle on Spark over the same table as Parquet (one warm-up run, then best of)."""
+    import pyspark.sql.functions as sf
+
+    from anonymetry.risk._spark import class_counts_spark
+
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.parquet"
+        con.execute(f"COPY {table} TO '{path}' (FORMAT PARQUET)")
+        df = session.read.parquet(str(path))
+
+        def bare() -> None:
+            df.groupBy(*QI).agg(sf.count(sf.lit(1)).alias("n")).select("n").toArrow()
+
+        def bundle() -> None:
+            t0 = time.perf_counter()
+            cc = class_counts_spark(df, QI, "s")
+            t1 = time.perf_counter()
+            k_anonymity(cc)
+            distinct_l(cc)
+            entropy_l(cc)
+            t_closeness(cc)
+            t2 = time.perf_counter()
+            for key, value in (("group", t1 - t0), ("measures", t2 - t1)):
+                timings[key] = min(timings.get(key, float("inf")), value)
+
+        bare()
+        bundle()  # warm-up: JIT and code generation
+        out = {"spark_bare_group_by": best_of(repeat, bare),
+               "spark_bundle": best_of(repeat, bundle)}
+    return {**out, **{f"spark_bundle_{k}": v for k, v in timings.items()}}
+
+
 def pycanon(con: duckdb.DuckDBPyConnection, table: str, rows: int) -> dict[str, float] | None:
     if not PYCANON_PY.exists():
         return None
@@ -111,8 +151,14 @@ def main() -> None:
     ap.add_argument("--pycanon-rows-unique", type=int, default=20_000)
     ap.add_argument("--pycanon-rows-coarse", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--spark", action="store_true", help="also time the bundle on Spark")
     args = ap.parse_args()
     con = duckdb.connect()
+    session = None
+    if args.spark:
+        from anonymetry.analytics.engines.spark import local_session
+
+        session = local_session("local[2]")
     report = {}
     for label, unique, sample in (("all-unique", True, args.pycanon_rows_unique),
                                   ("coarse", False, args.pycanon_rows_coarse)):
@@ -123,6 +169,13 @@ def main() -> None:
         theirs = pycanon(con, "bench", sample)
         row: dict[str, object] = {"rows": args.rows, "classes": classes, **mine,
                                   "bundle_vs_bare": mine["bundle"] / mine["bare_group_by"]}
+        if session is not None:
+            theirs_spark = spark_row(con, "bench", args.repeat, session)
+            row.update({**theirs_spark,
+                        "spark_bundle_vs_spark_bare": (theirs_spark["spark_bundle"]
+                                                       / theirs_spark["spark_bare_group_by"]),
+                        "spark_bundle_vs_duckdb_bundle": (theirs_spark["spark_bundle"]
+                                                          / mine["bundle"])})
         if theirs is not None:
             # extrapolate to the full table: per class (all-unique) or per row (coarse)
             scale = (classes / theirs["classes"]) if unique else (args.rows / sample)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,13 +30,21 @@ def cli_subprocess() -> Run:
     return run
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    """The same entry point in-process (no interpreter start): exit code, stdout, stderr."""
-    from anonymetry.cli._common import run_cli
+@pytest.fixture(scope="session")
+def full_app() -> Any:
+    """The Typer app with every command (built once: it imports every command module)."""
     from anonymetry.cli.main import build_app
 
-    app = build_app()
+    return build_app()
+
+
+@pytest.fixture
+def cli(full_app: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> Run:
+    """The same entry point in-process (no interpreter start): exit code, stdout, stderr."""
+    from anonymetry.cli._common import run_cli
+
+    app = full_app
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         monkeypatch.setattr(sys, "argv", ["anonymetry", *args])

@@ -8,9 +8,11 @@ Properties:
   with NaN, a NULL sensitive value ranked last — on generated tables with ties, NULLs and NaN.
 - Every measure of ``TableRisk`` (k, class-size histogram, distinct/entropy/recursive ℓ, t with
   the ordered and the equal distance, δ, sample uniqueness, prosecutor/journalist/marketer risk,
-  the population estimators with a population size, the QI analysis) is equal between
-  ``assess_table_spark`` and ``assess_table``: integers and strings exactly, floats to 1e-12
-  (the engines number classes differently, so sums over classes may add in another order).
+  the population estimators with a population size, the QI analysis) is equal between the
+  Spark executor (``class_counts_spark`` → ``assess_counts``, ``qi_influence_spark``; the whole
+  ``assess_table_spark`` through the CLI) and ``assess_table``: integers and strings exactly,
+  floats to 1e-12 (the engines number classes differently, so sums over classes may add in
+  another order).
 - That the numbering does not matter is checked on its own: every measure is unchanged when
   the classes of a ``ClassCounts`` are renumbered at random (no Spark needed).
 - ``anonymetry risk --engine spark`` prints the JSON that ``--engine duckdb`` prints, and
@@ -34,7 +36,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from anonymetry.risk import ClassCounts, assess_counts, assess_table, class_counts
-from anonymetry.risk.table import assess_table_spark
 
 POPULATION = 40_000
 REL = 1e-12
@@ -121,7 +122,6 @@ CASES = [
     pytest.param(["platform", "day"], "plan", None, None, True, id="categorical-equal-t"),
     pytest.param(["platform", "score"], "latency", None, None, False,
                  id="nan-qi+float-sensitive"),
-    pytest.param(["age", "platform"], "spend", False, None, False, id="ordered-overridden"),
     pytest.param(["age", "platform", "day"], None, None, POPULATION, False, id="no-sensitive"),
 ]
 
@@ -129,7 +129,7 @@ CASES = [
 @pytest.mark.spark
 @pytest.mark.parametrize(("qi", "sensitive", "ordered", "population", "analysis"), CASES)
 def test_spark_measures_equal_duckdb(data, frame, qi, sensitive, ordered, population, analysis):
-    from anonymetry.risk._spark import class_counts_spark
+    from anonymetry.risk._spark import class_counts_spark, qi_influence_spark
 
     duck_cc = class_counts(data["con"], "release", qi, sensitive, ordered=ordered)
     spark_cc = class_counts_spark(frame, qi, sensitive, ordered=ordered)
@@ -143,8 +143,10 @@ def test_spark_measures_equal_duckdb(data, frame, qi, sensitive, ordered, popula
 
     duck = assess_table(data["con"], "release", qi, sensitive, population=population,
                         ordered=ordered, qi_analysis=analysis)
-    spark = assess_table_spark(frame, qi, sensitive, population=population, ordered=ordered,
-                               qi_analysis=analysis)
+    # assess_table_spark is these two steps (run end to end by the CLI tests below)
+    spark = assess_counts(spark_cc, qi, sensitive, population=population)
+    if analysis:
+        spark = replace(spark, qi_analysis=qi_influence_spark(frame, qi))
     d, s = duck.to_dict(), spark.to_dict()
     _assert_same(d, s)
     # the measures that the issue names, stated one by one (the check above covers them all)
@@ -168,13 +170,19 @@ def test_spark_measures_equal_duckdb(data, frame, qi, sensitive, ordered, popula
 
 @pytest.mark.spark
 def test_spark_reads_paths_and_arrow_tables_alike(data, spark_session):
-    """A Parquet path and an in-memory Arrow table give the DataFrame's classes."""
+    """A Parquet path and an in-memory Arrow table give the DataFrame's classes; ``ordered``
+    overrides the distance chosen by type on both engines."""
     from anonymetry.risk._spark import class_counts_spark
 
-    qi, s = ["age", "platform"], "plan"
-    want = _canonical(class_counts(data["con"], "release", qi, s))
-    assert _canonical(class_counts_spark(str(data["path"]), qi, s, spark=spark_session)) == want
-    assert _canonical(class_counts_spark(data["table"], qi, s, spark=spark_session)) == want
+    qi, s = ["age", "platform"], "spend"
+    want = class_counts(data["con"], "release", qi, s, ordered=False)
+    got = class_counts_spark(str(data["path"]), qi, s, ordered=False, spark=spark_session)
+    assert got.ordered is want.ordered is False
+    assert _canonical(got) == _canonical(want)
+    _assert_same(assess_counts(got, qi, s).to_dict(), assess_counts(want, qi, s).to_dict())
+    arrow = class_counts_spark(data["table"], qi, s, spark=spark_session)
+    assert arrow.ordered is True
+    assert _canonical(arrow) == _canonical(want)
 
 
 @pytest.mark.spark

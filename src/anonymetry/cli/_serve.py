@@ -62,8 +62,15 @@ def serve(
                                  help="Largest request body in bytes (413 above)."),
     max_pending: int = typer.Option(50_000, "--max-pending", min=1,
                                     help="Events queued for commit before answering 503."),
+    dashboard: Path | None = typer.Option(
+        None, "--dashboard", help="Report spec (see anonymetry report --help) served read-only "
+        "at /dashboard/ to tokens with read_dashboard; default: the store's own counters."),
+    compact_every: float = typer.Option(
+        60.0, "--compact-every", min=0.0,
+        help="Seconds between background compactions of the WAL into Parquet (0: never)."),
 ) -> None:
-    """Run the collector until interrupted.
+    """Run the collector until interrupted. It also serves the dashboard, read-only, at
+    /dashboard/ to bearer tokens with the read_dashboard permission.
 
     Example: anonymetry serve --data ./data --policy examples/policy.yaml --port 4318
     """
@@ -72,8 +79,13 @@ def serve(
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     path = record_policy(data, policy)
+    if dashboard is not None:
+        from anonymetry.report.web import dashboard_app
+
+        dashboard_app(dashboard)  # a broken or query-running spec fails now, with exit 2
     config = ServiceConfig(data_dir=data, policy=load_policy(path), max_body=max_body,
-                           max_pending=max_pending)
+                           max_pending=max_pending, dashboard=dashboard,
+                           compact_every=compact_every)
     run(config, host=host, port=port, workers=workers)
 
 

@@ -27,11 +27,13 @@ def create(
     role: str = typer.Option(..., "--role", help="A policy role or a single permission."),
     as_json: bool = typer.Option(False, "--json", help="Print token and id as JSON."),
 ) -> None:
-    """Create a token and print it (shown only this once).
+    """Create a token and print it (shown only this once). Creates DIR if it does not exist
+    yet, so tokens can be made before the collector first starts.
 
     Example: anonymetry tokens create --data ./data --role ingest
     """
-    store = TokenStore(existing_dir(data), recorded_policy(data))
+    data.mkdir(parents=True, exist_ok=True)
+    store = TokenStore(data, recorded_policy(data))
     token, info = store.create(role)
     store.close()
     if as_json:

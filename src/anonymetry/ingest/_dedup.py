@@ -5,9 +5,10 @@ commit appends its keys to the end of the B-tree: a few sequential pages per com
 by key, each of a commit's random keys would dirty its own page of an ever larger index (a
 4 KiB page write per event once the index outgrows the commits; measured: 150k keys/s flat vs.
 under 40k keys/s at 600k stored). The price: segments cannot be probed by key, so each store
-keeps the keys of every segment's uncompacted rows in memory (:class:`KnownKeys`, about 120
-bytes per key), reading what other segments appended since its last look by chunk range.
-Compaction moves keys to the catalog (still probed by key; it grows only by bulk sorted
+keeps the keys of every segment's uncompacted rows in memory (:class:`KnownKeys`, about 130
+bytes per key: 1M uncompacted events cost ~130 MB in every collector process, so the store must
+be compacted regularly), reading what other segments appended since its last look by chunk
+range. Compaction moves keys to the catalog (still probed by key; it grows only by bulk sorted
 inserts) and records ``upto[segment]``; keys of chunks at or below it are then dropped from
 memory, because the catalog has them.
 

@@ -20,6 +20,8 @@ request data is logged; an unexpected exception is logged by its type and code l
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import traceback
@@ -38,9 +40,12 @@ from anonymetry.ingest.batch import BatchError, decode_batch
 from anonymetry.ingest.consent import ConsentLedger
 from anonymetry.ingest.otlp import OtlpError, decode_logs, encode_response
 from anonymetry.ingest.pipeline import Pipeline
+from anonymetry.ingest.reader import store_stats
 from anonymetry.ingest.store import EventStore
 from anonymetry.policy import ConsentLevel, Policy
 from anonymetry.privacy import LocalKeyring
+from anonymetry.report import DashboardData, parse_store_stats
+from anonymetry.report.web import DashboardApp, bearer_authorizer, dashboard_app
 from anonymetry.service.errors import HTTPError, error_body, from_anonymetry
 from anonymetry.service.openapi import openapi_document
 
@@ -67,6 +72,8 @@ class ServiceConfig:
     max_body: int = 4 * 1024 * 1024
     max_pending: int = 50_000
     retry_after: int = 1
+    dashboard: Path | None = None  # a report spec; None: the store's own counters
+    compact_every: float = 60.0  # seconds between background compactions; 0: never
 
 
 class _Result(msgspec.Struct, gc=False):
@@ -102,6 +109,8 @@ class CollectorApp:
         self.store: EventStore | None = None
         self.pipeline: Pipeline | None = None
         self.tokens: TokenStore | None = None
+        self.dashboard: DashboardApp | None = None
+        self._compactor: asyncio.Task[None] | None = None
         self._openapi = msgspec.json.encode(openapi_document(config))
         self._routes: dict[str, tuple[bytes, Callable[..., Awaitable[Any]], bool]] = {
             "/v1/events": (b"POST", self._events, True),
@@ -123,12 +132,40 @@ class CollectorApp:
         ledger = ConsentLedger(data, keyring)
         self.pipeline = Pipeline(self.policy, keyring, self.store, ledger)
         self.tokens = TokenStore(data, self.policy)
+        self.dashboard = dashboard_app(
+            self.config.dashboard or self._store_dashboard,
+            authorize=bearer_authorizer(self.tokens.verify))
+        if self.config.compact_every > 0:
+            self._compactor = asyncio.create_task(self._compact_periodically())
         self._ready = True
+
+    def _store_dashboard(self) -> DashboardData:
+        """The dashboard when no report spec is given: what the store holds, read afresh."""
+        keyring = LocalKeyring(self.config.data_dir / "keys")
+        return DashboardData.build(
+            title=f"anonymetry collector — {self.policy.name}",
+            store=parse_store_stats(store_stats(self.config.data_dir, keyring)))
+
+    async def _compact_periodically(self) -> None:
+        """Move acknowledged rows from this process's WAL into encrypted Parquet now and then,
+        so the WAL and the in-memory dedup index stay small. Compaction takes the store's own
+        lock, so several workers may try at once."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(self.config.compact_every)
+            try:
+                await asyncio.to_thread(self.store.compact)
+            except Exception as exc:  # keep serving; the next round retries
+                _log_exception(exc)
 
     async def shutdown(self) -> None:
         if not self._ready:
             return
         self._ready = False
+        if self._compactor is not None:
+            self._compactor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._compactor
         assert self.store is not None
         assert self.pipeline is not None
         assert self.tokens is not None
@@ -162,6 +199,11 @@ class CollectorApp:
             return
         if not self._ready:
             await self.startup()
+        path = scope["path"]
+        if path == "/dashboard" or path.startswith("/dashboard/"):
+            assert self.dashboard is not None
+            await self.dashboard({**scope, "root_path": "/dashboard"}, receive, send)
+            return
         try:
             status, ctype, body, headers = await self._dispatch(scope, receive)
         except HTTPError as exc:
