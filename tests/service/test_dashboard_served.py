@@ -50,7 +50,8 @@ def test_dashboard_is_behind_read_dashboard_and_shows_the_store(data_dir) -> Non
             if stats["parquet"]["rows"] == 25:
                 break
             time.sleep(0.5)
-        assert stats["parquet"]["rows"] == 25 and stats["stored"] == 25
+        assert stats["parquet"]["rows"] == 25
+        assert stats["stored"] == 25
         assert stats["wal"]["rows"] == 0
     finally:
         collector.stop()

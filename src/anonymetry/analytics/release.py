@@ -52,7 +52,12 @@ def select_partitions(compiled: CompiledQuery, candidates: dict[Key, dict[str, A
     plan = compiled.plan
     if plan.public_partitions is not None:
         keys = [tuple(k) for k in plan.public_partitions]
-        return keys, None, {"mode": "public", "listed": len(keys)}
+        info: dict[str, Any] = {"mode": compiled.partition_mode, "listed": len(keys)}
+        if compiled.partition_mode != "public":
+            info["note"] = ("the partitions are the values the policy declares and/or the "
+                            "time window's bins (public, no δ spent); rows whose key is not "
+                            "among them are not counted")
+        return keys, None, info
     if not plan.keys:
         return [()], None, {"mode": "none"}
     sel = compiled.selection
@@ -208,9 +213,15 @@ def release(compiled: CompiledQuery, aggregates: BoundedAggregates, *, engine: s
         notes=compiled.notes)
 
 
+def _family(mech: Any) -> str:
+    return "gaussian" if "gaussian" in mech.describe()["mechanism"] else "laplace"
+
+
 def _metric_rows(m: Any, i: int, key: Key, by: dict[str, Any], comps: dict[str, Any],
                  noisy: dict[str, list[Any]], hist_noisy: dict[Key, list[float]],
                  clamp: Any, edges: list[float]) -> list[ResultRow]:
+    """The rows of one metric in one partition. ``noise_scale`` semantics: see
+    :class:`~anonymetry.analytics.result.ResultRow`."""
     def mech(name: str) -> Any:
         return comps[name].mechanism
 
@@ -220,22 +231,32 @@ def _metric_rows(m: Any, i: int, key: Key, by: dict[str, Any], comps: dict[str, 
         v = noisy[name][i]
         a = mech(name).ci_halfwidth(ALPHA)
         return [ResultRow(by, m.label, v, mech(name).scale, (v - a, v + a),
-                          mech(name).describe()["mechanism"])]
+                          mech(name).describe()["mechanism"], {name: mech(name).scale})]
     if kind is MetricKind.MEAN:
         n, s = float(noisy["rows"][i]), float(noisy["csum"][i])
+        b_n, b_s = mech("rows").scale, mech("csum").scale
         a_n, a_s = mech("rows").ci_halfwidth(ALPHA / 2), mech("csum").ci_halfwidth(ALPHA / 2)
-        value = _clip(clamp.mid + s / max(n, 1.0), clamp.lo, clamp.hi)
+        nn = max(n, 1.0)
+        value = _clip(clamp.mid + s / nn, clamp.lo, clamp.hi)
+        # delta method for mid + S/N at the noisy (S, N): ∂/∂S = 1/N, ∂/∂N = −S/N²
+        scale = math.hypot(b_s, (s / nn) * b_n) / nn
         r = _ratio_interval(s, a_s, n, a_n)
         lo, hi, mid = clamp.lo, clamp.hi, clamp.mid
         ci = (lo, hi) if r is None else (_clip(mid + r[0], lo, hi), _clip(mid + r[1], lo, hi))
-        return [ResultRow(by, m.label, value, mech("csum").scale, ci, "laplace (ratio)")]
+        return [ResultRow(by, m.label, value, scale, ci,
+                          f"{_family(mech('csum'))} (ratio of noisy centred sum and count)",
+                          {"csum": b_s, "rows": b_n})]
     if kind is MetricKind.VARIANCE:
         n, s, sq = float(noisy["rows"][i]), float(noisy["csum"][i]), float(noisy["csq"][i])
+        b_n, b_s, b_q = (mech(c).scale for c in ("rows", "csum", "csq"))
         third = ALPHA / 3
         a_n, a_s, a_q = (mech(c).ci_halfwidth(third) for c in ("rows", "csum", "csq"))
         r2 = clamp.radius ** 2
         nn = max(n, 1.0)
         value = _clip(sq / nn - (s / nn) ** 2, 0.0, r2)
+        # delta method for Q/N − (S/N)²: ∂Q = 1/N, ∂S = −2S/N², ∂N = −Q/N² + 2S²/N³
+        scale = math.sqrt((b_q / nn) ** 2 + (2 * s / nn ** 2 * b_s) ** 2
+                          + ((-sq / nn ** 2 + 2 * s * s / nn ** 3) * b_n) ** 2)
         mean_iv = _ratio_interval(s, a_s, n, a_n)
         if mean_iv is None:
             ci = (0.0, r2)
@@ -246,7 +267,9 @@ def _metric_rows(m: Any, i: int, key: Key, by: dict[str, Any], comps: dict[str, 
             q_lo = (sq - a_q) / ((n + a_n) if sq - a_q >= 0 else (n - a_n))
             q_hi = (sq + a_q) / (n - a_n)
             ci = (_clip(q_lo - m2_hi, 0.0, r2), _clip(q_hi - m2_lo, 0.0, r2))
-        return [ResultRow(by, m.label, value, mech("csq").scale, ci, "laplace (ratio)")]
+        return [ResultRow(by, m.label, value, scale, ci,
+                          f"{_family(mech('csq'))} (ratio of noisy moments and count)",
+                          {"csq": b_q, "csum": b_s, "rows": b_n})]
     hist = hist_noisy[key]
     hm = mech("hist")
     if kind is MetricKind.QUANTILES:
@@ -255,7 +278,9 @@ def _metric_rows(m: Any, i: int, key: Key, by: dict[str, Any], comps: dict[str, 
         for qv in m.quantiles:
             label = f"p{qv * 100:g}({m.field})"
             out.append(ResultRow(by, label, _quantile(hist, edges, qv), hm.scale,
-                                 _quantile_ci(hist, edges, qv, a), "laplace histogram"))
+                                 _quantile_ci(hist, edges, qv, a),
+                                 f"{_family(hm)} histogram (noise_scale is per bin count)",
+                                 {"hist": hm.scale}))
         return out
     if kind is MetricKind.HISTOGRAM:
         a = hm.ci_halfwidth(ALPHA)
@@ -263,7 +288,7 @@ def _metric_rows(m: Any, i: int, key: Key, by: dict[str, Any], comps: dict[str, 
         for b, v in enumerate(hist):
             label = f"[{edges[b]:g}, {edges[b + 1]:g})"
             out.append(ResultRow({**by, f"{m.field}_bin": label}, m.label, v, hm.scale,
-                                 (v - a, v + a), hm.describe()["mechanism"]))
+                                 (v - a, v + a), hm.describe()["mechanism"], {"hist": hm.scale}))
         return out
     raise InternalError(f"unhandled metric {kind}")  # pragma: no cover
 

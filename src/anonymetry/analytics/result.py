@@ -1,7 +1,8 @@
 """A released result that explains itself: every number with its guarantee, noise and bounds.
 
 ``Result.to_dict()`` is the JSON contract (``anonymetry query --json``): ``epsilon``, ``delta``,
-``unit``, ``bounds``, ``rows`` (each ``by``, ``metric``, ``value``, ``noise_scale``, ``ci95``),
+``unit``, ``bounds``, ``rows`` (each ``by``, ``metric``, ``value``, ``noise_scale``, ``ci95``,
+``mechanism``, ``noise_components``; what ``noise_scale`` means per metric: :class:`ResultRow`),
 ``suppressed_partitions``, ``budget`` (``spent``, ``remaining``; when a ledger is used),
 ``bounding_bias`` (share of rows dropped by L0/L∞ and of values clamped — reported apart from
 noise), ``budget_split``, ``partition_selection``, ``guarantee``. Reports render these; they
@@ -20,22 +21,48 @@ __all__ = ["Result", "ResultRow"]
 
 @dataclass(frozen=True, slots=True)
 class ResultRow:
+    """One released number.
+
+    ``noise_scale`` is always in the units of ``value`` and is the scale parameter of the
+    noise's family (Laplace *b*, std √2·b; Gaussian σ):
+
+    - ``count``, ``users``, ``sum``, a ``histogram`` bin: the scale of the noise added to that
+      very value (one OpenDP draw);
+    - ``mean``: mid + S/N from a noisy centred sum S and a noisy count N; its noise is not one
+      draw, so ``noise_scale`` is the delta-method scale √(b_S² + (S/N)²·b_N²)/N at the released
+      (S, N) — the b (or σ) of a single draw with the same standard deviation;
+    - ``variance``: the same delta method for Q/N − (S/N)²;
+    - quantiles: the scale of the noise on each histogram bin *count* (the quantile is read off
+      the noisy cumulative histogram; its uncertainty in value units is ``ci95``).
+
+    ``noise_components`` names each noisy component the value is computed from and its scale
+    (e.g. ``{"csum": b_S, "rows": b_N}`` for a mean). ``ci95`` covers the noise only: exact
+    for a single draw (OpenDP's accuracy at α = 0.05), conservative for ratios (α split over
+    the components, interval arithmetic), for quantiles from the histogram's simultaneous
+    bands; never the bias from bounding (see ``bounding_bias``).
+    """
+
     by: dict[str, Any]
     metric: str
     value: float
     noise_scale: float
     ci95: tuple[float, float]
     mechanism: str = ""
+    noise_components: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"by": dict(self.by), "metric": self.metric, "value": self.value,
-                "noise_scale": self.noise_scale, "ci95": [self.ci95[0], self.ci95[1]],
-                "mechanism": self.mechanism}
+        out = {"by": dict(self.by), "metric": self.metric, "value": self.value,
+               "noise_scale": self.noise_scale, "ci95": [self.ci95[0], self.ci95[1]],
+               "mechanism": self.mechanism}
+        if self.noise_components is not None:
+            out["noise_components"] = dict(self.noise_components)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResultRow:
         return cls(d["by"], d["metric"], d["value"], d["noise_scale"],
-                   (d["ci95"][0], d["ci95"][1]), d.get("mechanism", ""))
+                   (d["ci95"][0], d["ci95"][1]), d.get("mechanism", ""),
+                   d.get("noise_components"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +140,10 @@ class Result:
             lines.append(f"Partitions were selected privately: a partition is shown only if its "
                          f"noisy count of distinct units reached {ps['threshold']}; so no group "
                          f"appears because of one person (except with probability ≤ δ).")
-        elif ps.get("mode") == "public":
-            lines.append(f"Partitions come from a public list of {ps['listed']}; missing ones "
-                         "appear with noise.")
+        elif str(ps.get("mode", "")).startswith("public"):
+            origin = ps["mode"][len("public"):].strip(" ()") or "given by the analyst"
+            lines.append(f"Partitions come from a public list of {ps['listed']} ({origin}); "
+                         "missing ones appear with noise.")
         sup = self.suppressed_partitions
         if sup.get("min_cohort"):
             lines.append(f"{sup['by_min_cohort']} released partition(s) were suppressed for a "

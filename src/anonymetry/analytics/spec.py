@@ -31,6 +31,7 @@ __all__ = [
     "Filter",
     "GroupKey",
     "LinfMode",
+    "Mechanism",
     "MetricKind",
     "MetricSpec",
     "QuerySpec",
@@ -238,9 +239,29 @@ class LinfMode(enum.StrEnum):
     SAMPLE = "sample"
 
 
+class Mechanism(enum.StrEnum):
+    """The noise added to each released vector.
+
+    ``laplace`` (default): pure ε-DP per component, L1 sensitivities. ``gaussian``: ρ-zCDP per
+    component with L2 sensitivities (√L0 instead of L0: less noise when a unit may touch many
+    partitions), converted to (ε, δ) for the query; it needs δ > 0.
+    """
+
+    LAPLACE = "laplace"
+    GAUSSIAN = "gaussian"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QuerySpec:
-    """One DP query. ``epsilon``/``delta`` are the total the query may spend."""
+    """One DP query. ``epsilon``/``delta`` are the total the query may spend.
+
+    ``declared_partitions``: when the query runs with a policy, group keys whose values the
+    policy declares (``event``, enum fields) or that a bounded time window enumerates (``day``,
+    ``week``) are public partitions (no δ needed), unless ``public_partitions`` is given.
+    ``stable_unit``: the unit column identifies the same person in every key epoch (an
+    analyst's own table with a stable id), so no group-privacy factor for epochs is applied;
+    refused for the event store, whose pseudonyms rotate per epoch.
+    """
 
     metrics: tuple[MetricSpec, ...]
     epsilon: float
@@ -257,6 +278,9 @@ class QuerySpec:
     public_partitions: tuple[tuple[Any, ...], ...] | None = None
     min_cohort: int | None = None
     linf_mode: LinfMode = LinfMode.WEIGHT
+    mechanism: Mechanism = Mechanism.LAPLACE
+    declared_partitions: bool = True
+    stable_unit: bool = False
     diagnostics: bool = True
     query_id: str | None = None
     unsafe_disable_bounding: bool = field(default=False, repr=False)
@@ -285,6 +309,14 @@ class QuerySpec:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise InvalidParameter(f"{name}: must be a whole number ≥ 1, got {value!r}")
+        try:
+            object.__setattr__(self, "mechanism", Mechanism(self.mechanism))
+        except ValueError:
+            raise InvalidParameter(f"mechanism: expected laplace or gaussian, got "
+                                   f"{self.mechanism!r}") from None
+        if self.mechanism is Mechanism.GAUSSIAN and float(self.delta) <= 0:
+            raise InvalidParameter("delta: --mechanism gaussian needs --delta > 0 (Gaussian "
+                                   "noise gives (ε, δ)-DP, never pure ε-DP)")
         if self.min_cohort is not None and self.min_cohort < 0:
             raise InvalidParameter("min_cohort: must be ≥ 0")
         if self.public_partitions is not None:
