@@ -20,10 +20,12 @@ it depends on the unit's own rows only.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from anonymetry.analytics.engines.order import salted_order_sql
 from anonymetry.analytics.plan import (
@@ -56,6 +58,29 @@ def _num(x: float) -> str:
     return repr(float(x))
 
 
+def _table(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+           ) -> pa.Table:
+    """Run a query and materialize its whole result, so no result stays open on ``con``.
+
+    DuckDB ≥ 2.0 refuses any further work on a connection that still holds an unfinished
+    ``execute()`` result (``ResourceInUseException``), so every read here goes through this
+    function and every statement through :func:`_exec`; nothing else touches the connection.
+    """
+    return con.sql(sql, params=params or None).to_arrow_table()
+
+
+def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> None:
+    """Run a statement (DDL, SET) and finish its result before anything else runs."""
+    if params:
+        con.execute(sql, params)
+    else:
+        con.execute(sql)
+    con.complete()
+
+
+_EPOCH_DIR = re.compile(r"(?:^|/)epoch=(-?\d+)(?:/|$)")
+
+
 class DuckDBEngine:
     """Runs bounded plans in an in-process DuckDB (a fresh connection per call)."""
 
@@ -69,20 +94,21 @@ class DuckDBEngine:
     def _connect(self, source: Source, public: pa.Table | None = None) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
         if self.threads:
-            con.execute(f"SET threads = {int(self.threads)}")
+            _exec(con, f"SET threads = {int(self.threads)}")
         if self.memory_limit:
-            con.execute(f"SET memory_limit = {_lit(self.memory_limit)}")
+            _exec(con, f"SET memory_limit = {_lit(self.memory_limit)}")
         with contextlib.suppress(duckdb.Error):  # no ICU: timestamps are naive UTC already
-            con.execute("SET TimeZone = 'UTC'")
+            _exec(con, "SET TimeZone = 'UTC'")
         path = _lit(str(source.path))
         if source.kind is SourceKind.PARQUET:
-            con.execute(f"CREATE VIEW __src AS SELECT * FROM read_parquet({path})")
+            _exec(con, f"CREATE VIEW __src AS SELECT * FROM read_parquet({path})")
         elif source.kind is SourceKind.CSV:
-            con.execute(f"CREATE VIEW __src AS SELECT * FROM read_csv_auto({path})")
+            _exec(con, f"CREATE VIEW __src AS SELECT * FROM read_csv_auto({path})")
         elif source.kind is SourceKind.ARROW:
             con.register("__src", source.obj)
         elif source.kind is SourceKind.STORE:
             source.obj.duckdb_register(con, "__src")
+            con.complete()  # whatever the reader ran on the connection is finished here
         else:  # pragma: no cover - enum is closed
             raise InvalidParameter(f"source: unsupported kind {source.kind}")
         if public is not None:
@@ -92,7 +118,7 @@ class DuckDBEngine:
     def schema(self, source: Source) -> pa.Schema:
         con = self._connect(source)
         try:
-            return con.sql("SELECT * FROM __src LIMIT 0").to_arrow_table().schema
+            return _table(con, "SELECT * FROM __src LIMIT 0").schema
         finally:
             con.close()
 
@@ -222,17 +248,54 @@ class DuckDBEngine:
 
     # -- the protocol ----------------------------------------------------------------------------
     def count_epochs(self, plan: BoundedPlan) -> int:
-        if not plan.epoch_column:
+        """An upper bound on the number of key epochs the plan's rows span, from the source's
+        layout where it can (never below the exact count, so the k-fold sensitivity holds):
+
+        - event store: the distinct epochs of its live files (``epoch=<e>/``) and WAL rows;
+        - Parquet: max − min + 1 of the epoch column's footer statistics (no data pages read);
+        - Arrow: distinct values of the column (in memory);
+        - otherwise (CSV, missing statistics): ``count(DISTINCT epoch)`` over the filtered rows.
+        """
+        col = plan.epoch_column
+        if not col:
             return 1
-        con = self._connect(plan.source)
+        src = plan.source
+        if src.kind is SourceKind.STORE:
+            epochs: set[int] = set()
+            for path in src.obj.parquet_files():
+                m = _EPOCH_DIR.search(str(path).replace("\\", "/"))
+                if m is None:
+                    epochs = set()
+                    break
+                epochs.add(int(m.group(1)))
+            else:
+                wal = getattr(src.obj, "wal_table", None)
+                if wal is not None and col in wal.column_names:
+                    epochs.update(int(e) for e in pc.unique(wal.column(col)).to_pylist()
+                                  if e is not None)
+                return max(1, len(epochs))
+        if src.kind is SourceKind.ARROW and isinstance(src.obj, pa.Table) \
+                and col in src.obj.column_names:
+            return max(1, int(pc.count_distinct(src.obj.column(col)).as_py()))
+        con = self._connect(src)
         try:
-            schema = con.sql("SELECT * FROM __src LIMIT 0").to_arrow_table().schema
-            if plan.epoch_column not in schema.names:
+            if src.kind is SourceKind.PARQUET:
+                stats = _table(
+                    con, "SELECT min(TRY_CAST(stats_min_value AS BIGINT)) AS lo, "
+                    "max(TRY_CAST(stats_max_value AS BIGINT)) AS hi, count(*) AS n, "
+                    "count(TRY_CAST(stats_min_value AS BIGINT)) AS n_min, "
+                    "count(TRY_CAST(stats_max_value AS BIGINT)) AS n_max "
+                    f"FROM parquet_metadata({_lit(str(src.path))}) WHERE path_in_schema = ?",
+                    [col]).to_pylist()[0]
+                if stats["n"] and stats["n"] == stats["n_min"] == stats["n_max"]:
+                    return max(1, int(stats["hi"]) - int(stats["lo"]) + 1)
+            schema = _table(con, "SELECT * FROM __src LIMIT 0").schema
+            if col not in schema.names:
                 return 1
             where, params = self._where(plan, schema)
-            rows = con.execute(f"SELECT count(DISTINCT {q(plan.epoch_column)}) FROM __src "
-                               f"WHERE {where}", params).fetchall()
-            return max(1, int(rows[0][0]) if rows else 1)
+            rows = _table(con, f"SELECT count(DISTINCT {q(col)}) AS n FROM __src "
+                               f"WHERE {where}", params).to_pylist()
+            return max(1, int(rows[0]["n"]) if rows else 1)
         finally:
             con.close()
 
@@ -240,7 +303,7 @@ class DuckDBEngine:
         public = self._public_table(plan)
         con = self._connect(plan.source, public)
         try:
-            schema = con.sql("SELECT * FROM __src LIMIT 0").to_arrow_table().schema
+            schema = _table(con, "SELECT * FROM __src LIMIT 0").schema
             ranked, params = self._ranked_sql(plan, schema)
             keys = [q(f"k{i}") for i in range(len(plan.keys))]
             key_list = ", ".join(keys)
@@ -255,7 +318,7 @@ class DuckDBEngine:
                     outs.append(f"sum(__cq * {w}) AS csq")
             need_temp = plan.diagnostics or Agg.HIST in plan.aggs
             if need_temp:
-                con.execute(f"CREATE TEMP TABLE __ranked AS {ranked}", params)
+                _exec(con, f"CREATE TEMP TABLE __ranked AS {ranked}", params)
                 base, base_params = "__ranked", []
             else:
                 base, base_params = f"({ranked}) AS r", params
@@ -264,7 +327,7 @@ class DuckDBEngine:
             group = f" GROUP BY {key_list}" if key_list else ""
             sql = (f"SELECT {select_keys + ', ' if select_keys else ''}{', '.join(outs)} "
                    f"FROM {base} WHERE {kept}{group}")
-            partitions = con.sql(sql, params=base_params or None).to_arrow_table()
+            partitions = _table(con, sql, base_params)
             if not keys and partitions.num_rows == 1 and partitions.column("units")[0].as_py() == 0:
                 partitions = partitions.slice(0, 0)
             diagnostics = self._diagnostics(con, plan) if plan.diagnostics else None
@@ -290,8 +353,7 @@ class DuckDBEngine:
                f"FROM (SELECT __u, sum(__craw)::DOUBLE AS raw, "
                f"sum(CASE WHEN {kept} THEN {rows} ELSE 0 END)::DOUBLE AS kept, "
                f"sum({clamped})::DOUBLE AS clamped FROM __ranked GROUP BY __u) AS per_unit")
-        rows = con.execute(sql).fetchall()
-        row = rows[0]
+        row = list(_table(con, sql).to_pylist()[0].values())
         return Diagnostics(float(row[0]), float(row[1]), int(row[2]))
 
     def _histogram(self, con: duckdb.DuckDBPyConnection, plan: BoundedPlan,
@@ -312,26 +374,26 @@ class DuckDBEngine:
                f"SELECT {select_keys}__b AS bin, sum(__cb * {w}) AS weight FROM b "
                f"JOIN __ranked USING ({join_keys}) WHERE {self._kept(plan)} "
                f"GROUP BY {', '.join([*keys, '__b'])}")
-        return con.sql(sql, params=params or None).to_arrow_table()
+        return _table(con, sql, params)
 
     def profile(self, plan: BoundedPlan, value_bins: list[float] | None = None) -> dict[str, Any]:
         public = self._public_table(plan)
         con = self._connect(plan.source, public)
         try:
-            schema = con.sql("SELECT * FROM __src LIMIT 0").to_arrow_table().schema
+            schema = _table(con, "SELECT * FROM __src LIMIT 0").schema
             src, params = self._src(plan, schema, with_hash=False)
             keys = [q(f"k{i}") for i in range(len(plan.keys))]
             group = ", ".join(["__u", *keys])
-            con.execute(f"CREATE TEMP TABLE __up AS SELECT {group}, count(*) AS c "
-                        f"FROM ({src}) AS s GROUP BY {group}", params)
-            con.execute("CREATE TEMP TABLE __pu AS SELECT __u, count(*) AS np, sum(c) AS nr "
-                        "FROM __up GROUP BY __u")
+            _exec(con, f"CREATE TEMP TABLE __up AS SELECT {group}, count(*) AS c "
+                       f"FROM ({src}) AS s GROUP BY {group}", params)
+            _exec(con, "CREATE TEMP TABLE __pu AS SELECT __u, count(*) AS np, sum(c) AS nr "
+                       "FROM __up GROUP BY __u")
             out: dict[str, Any] = {
-                "partitions": con.sql(
-                    "SELECT np AS n, count(*)::DOUBLE AS w FROM __pu GROUP BY np").to_arrow_table(),
-                "rows": con.sql(
-                    "SELECT c AS n, sum(1.0 / np) AS w FROM __up JOIN __pu USING (__u) "
-                    "GROUP BY c").to_arrow_table(),
+                "partitions": _table(
+                    con, "SELECT np AS n, count(*)::DOUBLE AS w FROM __pu GROUP BY np"),
+                "rows": _table(
+                    con, "SELECT c AS n, sum(1.0 / np) AS w FROM __up JOIN __pu USING (__u) "
+                    "GROUP BY c"),
             }
             if plan.value:
                 v = f"CAST({q(plan.value)} AS DOUBLE)"
@@ -339,11 +401,10 @@ class DuckDBEngine:
                 bucket = (f"CASE WHEN {v} = 0 THEN 0 ELSE CAST(sign({v}) * (greatest(least("
                           f"floor(log2(abs({v}))), 40), -20) + {VALUE_BUCKET_OFFSET}) AS INTEGER)"
                           " END")
-                out["values"] = con.sql(
-                    f"SELECT b, sum(1.0 / nr) AS w FROM (SELECT {q(plan.unit)} AS __u, "
+                out["values"] = _table(
+                    con, f"SELECT b, sum(1.0 / nr) AS w FROM (SELECT {q(plan.unit)} AS __u, "
                     f"{bucket} AS b FROM __src WHERE {where}) AS s JOIN __pu USING (__u) "
-                    "GROUP BY b",
-                    params=wparams or None).to_arrow_table()
+                    "GROUP BY b", wparams)
             return out
         finally:
             con.close()
