@@ -10,7 +10,7 @@
     ├── BudgetExhausted                        a query would spend more than is left
     ├── ReleaseBlocked                         a release gate threshold is exceeded
     ├── TamperDetected                         a signature, MAC or hash chain does not verify
-    ├── KeyUnavailable                         a key epoch was destroyed (crypto-shredded) or is missing
+    ├── KeyUnavailable                         a key epoch is missing or crypto-shredded
     ├── Overloaded                             the collector cannot take more now; retry later
     └── InternalError                          a bug in anonymetry, never the caller's fault
 

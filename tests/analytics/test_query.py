@@ -229,7 +229,10 @@ def test_store_source_is_queried_through_the_store_reader(tmp_path: Path, cli: A
     spec = QuerySpec.build(metrics=["count"], by=["platform"], epsilon=50.0, delta=1e-6,
                            min_cohort=0)
     result = _run(spec, store_source(tmp_path, POLICY), policy=POLICY)
-    assert {r.by["platform"] for r in result.rows} == {"ios", "web"}
+    # platform is declared with values in the policy: they are the (public) partitions
+    assert [r.by["platform"] for r in result.rows] == [
+        "ios", "android", "windows", "macos", "web"]
+    assert result.partition_selection["mode"] == "public (declared in policy)"
     assert sum(r.value for r in result.rows) == pytest.approx(400, abs=40)
     assert result.unit["units_per_person"] == 1
     res = cli("query", "--data", str(tmp_path), "--metric", "users", "--by", "platform",

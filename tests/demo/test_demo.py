@@ -4,9 +4,9 @@ store and the ledger hold."""
 from __future__ import annotations
 
 import re
-from html import unescape
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import orjson
@@ -23,7 +23,8 @@ CLI = [sys.executable, "-c", "from anonymetry.cli.main import main; main()"]
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, subprocess.CompletedProcess]:
+def demo_run(tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[Path, dict, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("demo") / "run"
     run = subprocess.run([*CLI, "demo", "--out", str(out), "--people", "40", "--days", "5",
                           "--json"], capture_output=True, text=True, timeout=600, check=False)
@@ -99,7 +100,8 @@ def test_a_second_run_replaces_a_previous_demo_but_not_foreign_files(tmp_path: P
     prepare_out(out)
     (out / "leftover.txt").write_text("from the first run")
     prepare_out(out)
-    assert (out / MARKER).exists() and not (out / "leftover.txt").exists()
+    assert (out / MARKER).exists()
+    assert not (out / "leftover.txt").exists()
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")

@@ -22,7 +22,8 @@ def test_stable_within_an_epoch_and_across_processes(keyring: LocalKeyring) -> N
     a = Pseudonymizer(keyring).user("alice@example.com", 700)
     again = Pseudonymizer(LocalKeyring(keyring.directory)).user("alice@example.com", 700)
     assert a == again
-    assert len(a) == 32 and int(a, 16) >= 0
+    assert len(a) == 32
+    assert int(a, 16) >= 0
 
 
 def test_rotates_with_the_epoch_and_separates_users_from_devices(keyring: LocalKeyring) -> None:

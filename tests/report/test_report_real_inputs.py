@@ -19,7 +19,7 @@ traces_api = pytest.importorskip("anonymetry.risk.traces")
 
 def _population() -> pa.Table:
     """300 users with 2–3 devices' worth of events over a week (seeded; not-privacy)."""
-    rng = np.random.default_rng(7)  # noqa: TID251 (not-privacy: a population to assess)
+    rng = np.random.default_rng(7)
     users = np.repeat(np.arange(300), rng.integers(5, 40, size=300))
     n = len(users)
     start = dt.datetime(2024, 5, 6, tzinfo=dt.UTC).timestamp()
@@ -99,7 +99,7 @@ def _sessions_parquet(path) -> None:  # type: ignore[no-untyped-def]
     """2000 users' sessions over 14 days on three platforms (seeded; not-privacy)."""
     import pyarrow.parquet as pq
 
-    rng = np.random.default_rng(5)  # noqa: TID251 (not-privacy: a table to query)
+    rng = np.random.default_rng(5)
     n = 30_000
     start = dt.datetime(2024, 5, 6, tzinfo=dt.UTC).timestamp()
     pq.write_table(pa.table({

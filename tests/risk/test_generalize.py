@@ -22,7 +22,7 @@ from anonymetry.risk.hierarchy import Generalization, Hierarchy, infer_hierarchi
 
 def people(n: int, seed: int = 1, zips: int = 400) -> pa.Table:
     """An adult-like microdata table: age, 5-digit zip, sex, education, a sensitive disease."""
-    rng = np.random.default_rng(seed)  # noqa: TID251 - not-privacy: seeded test data
+    rng = np.random.default_rng(seed)
     pool = rng.integers(10000, 99999, zips)
     return pa.table(
         {

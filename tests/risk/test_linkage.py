@@ -48,7 +48,7 @@ def test_hand_scored_attack() -> None:
 
 
 def _population(n: int, seed: int) -> pa.Table:
-    rng = np.random.default_rng(seed)  # noqa: TID251 - not-privacy: seeded test data
+    rng = np.random.default_rng(seed)
     # unique (age, zip): n distinct combinations of 74 ages × 900 zips
     combos = rng.choice(74 * 900, size=n, replace=False)
     return pa.table(
@@ -65,7 +65,7 @@ def _population(n: int, seed: int) -> pa.Table:
 @pytest.fixture(scope="module")
 def world():
     pop = _population(6000, seed=2)
-    rng = np.random.default_rng(3)  # noqa: TID251 - not-privacy: seeded test data
+    rng = np.random.default_rng(3)
     released = pop.take(rng.choice(6000, 4000, replace=False))  # a 2/3 sample is released
     aux_rows = pop.take(rng.choice(6000, 1500, replace=False))  # the attacker knows 1500
     aux = aux_rows.select(["pid", "age", "zip", "sex"]).append_column(

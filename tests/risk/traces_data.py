@@ -39,14 +39,14 @@ _VERSIONS = np.array(["5.2.0", "5.1.3", "5.1.2", "5.0.9", "4.9.1"])
 _VERSION_P = np.array([0.45, 0.3, 0.12, 0.08, 0.05])
 
 
-def _hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:  # noqa: TID251 - test data
+def _hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:
     raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
     return np.array([row.tobytes().hex() for row in raw])
 
 
 def make_population(n_users: int = 2000, days: int = 28, seed: int = 7) -> pa.Table:
     """Events of ``n_users`` people over ``days`` days (deterministic for a seed)."""
-    rng = np.random.default_rng(seed)  # noqa: TID251 - not-privacy: seeded test data
+    rng = np.random.default_rng(seed)
     users = _hex_ids(rng, n_users)
 
     # Devices: (platform, weight in the person's sessions); at least one device per person.

@@ -7,10 +7,10 @@ Privacy argument
 contributions per partition, values clamped to [lo, hi]. Pseudonyms rotate per key epoch, so a
 person is up to k units when the rows span k epochs; every L1 sensitivity below is multiplied by
 k (group privacy by sensitivity scaling), so the stated (ε, δ) holds **per person**. A query
-restricted to one epoch (``epoch=``) has k = 1. k comes from public facts: the smaller of the
-number of epochs a bounded time window spans (the policy's ``key_epoch_days``) and the number
-the source's layout shows (``Engine.count_epochs``: the store's ``epoch=<e>`` files and WAL
-epochs, Parquet footer statistics); both are upper bounds on a person's pseudonyms in the rows.
+restricted to one epoch (``epoch=``) has k = 1. k comes from public facts: the number of epochs
+a bounded time window spans (the policy's ``key_epoch_days``); without one, the number the
+source's layout shows (``Engine.count_epochs``: the store's ``epoch=<e>`` files and WAL epochs,
+Parquet footer statistics), an upper bound on a person's pseudonyms in the rows.
 
 *Releases and sensitivities* (per person, L1 over all partitions):
 
@@ -334,10 +334,7 @@ def compile_query(spec: QuerySpec, source: Source, engine: Engine, *,
             notes.append("the unit column was declared stable across key epochs "
                          "(stable_unit): one person is one unit, no epoch factor")
     else:
-        # both are upper bounds on the pseudonyms one person can have in the rows
-        by_window = _window_epochs(spec, key_epoch_days)
-        by_source = engine.count_epochs(plan)
-        k = min(by_window, by_source) if by_window else by_source
+        k = _window_epochs(spec, key_epoch_days) or engine.count_epochs(plan)
         notes.append(f"rows span up to {k} key epoch(s); sensitivities scaled by {k}")
     private_selection = bool(spec.by) and public is None
     min_cohort = spec.min_cohort if spec.min_cohort is not None else defaults.min_cohort

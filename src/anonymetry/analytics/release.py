@@ -194,10 +194,21 @@ def release(compiled: CompiledQuery, aggregates: BoundedAggregates, *, engine: s
                 "epsilon": float(comp.mechanism.epsilon), "noise_scale": comp.mechanism.scale}
 
     split = []
+    rho_total = 0.0
     for comp in comps.values():
         d = comp.describe()
-        d.setdefault("delta", 0.0)
+        if "rho" in d:
+            rho_total += d["rho"]
+        else:
+            d.setdefault("delta", 0.0)
         split.append(d)
+    if rho_total:
+        from anonymetry.privacy.accountant import zcdp_to_epsilon
+
+        dg = float(compiled.gaussian_delta)
+        split.append({"component": "gaussian (all zCDP components)", "mechanism": "zcdp",
+                      "rho": rho_total, "epsilon": zcdp_to_epsilon(rho_total, dg), "delta": dg,
+                      "conversion": "ρ + 2√(ρ·ln(1/δ)) (Bun–Steinke 2016, Prop. 1.3)"})
     unit = {"kind": compiled.unit.value, "column": compiled.unit_column,
             "protects": compiled.unit.describes,
             "units_per_person": compiled.units_per_person}

@@ -133,8 +133,10 @@ class Result:
             + (f"; values clamped to [{clamp['lo']:g}, {clamp['hi']:g}]" if clamp else "") + ".")
         for s in self.budget_split:
             extra = f", δ={s['delta']:.3g}" if s.get("delta") else ""
-            lines.append(f"  {s['component']}: {s['mechanism']} scale {s['scale']:.4g} "
-                         f"(ε={s['epsilon']:.4g}{extra})")
+            loss = f"ρ={s['rho']:.4g}" if "rho" in s and "epsilon" not in s else \
+                f"ε={s['epsilon']:.4g}{extra}"
+            scale = f" scale {s['scale']:.4g}" if "scale" in s else ""
+            lines.append(f"  {s['component']}: {s['mechanism']}{scale} ({loss})")
         ps = self.partition_selection
         if ps.get("mode") == "private":
             lines.append(f"Partitions were selected privately: a partition is shown only if its "

@@ -16,7 +16,7 @@ from anonymetry.analytics import GroupKey, LinfMode, QuerySpec, Source, TimeWind
 from anonymetry.analytics.engines.duckdb import DuckDBEngine
 from anonymetry.analytics.ledger import BudgetLedger
 from anonymetry.analytics.sources import file_source, load_public_partitions, store_source
-from anonymetry.analytics.spec import Filter, MetricSpec
+from anonymetry.analytics.spec import Filter, Mechanism, MetricSpec
 from anonymetry.analytics.suggest import suggest_bounds as _suggest
 from anonymetry.cli._common import console, fail, print_json
 from anonymetry.errors import InvalidParameter
@@ -87,6 +87,12 @@ def query(
     ] = None,
     linf_mode: Annotated[LinfMode, typer.Option(
         "--linf-mode", help="weight (default) or sample.")] = LinfMode.WEIGHT,
+    mechanism: Annotated[Mechanism, typer.Option(
+        "--mechanism", help="laplace (default; pure ε) or gaussian (zCDP with L2 "
+        "sensitivities, needs --delta).")] = Mechanism.LAPLACE,
+    stable_unit: Annotated[bool, typer.Option(
+        "--stable-unit", help="The unit column is the same id in every key epoch (your own "
+        "table): no epoch factor. Refused for --data.")] = False,
     no_diagnostics: Annotated[bool, typer.Option(
         "--no-diagnostics", help="Do not spend 5 % of ε on the bounding-bias report.")] = False,
     ledger: Annotated[Path | None, typer.Option("--ledger", help="Budget ledger directory.")
@@ -102,6 +108,9 @@ def query(
     """Answer a question with user-level differential privacy.
 
     Spends ε (and δ) from the ledger before computing; over budget: exit 1, nothing spent.
+    With --data or --policy, a --by key on `event`, on a field the policy declares with
+    values, or on day/week inside --since/--until uses those values as public partitions
+    (no δ needed) unless --public-partitions is given.
 
     Example: anonymetry query events.parquet --unit user --metric count --metric
     mean:duration_ms --by feature --epsilon 1 --delta 1e-6 --clamp 0,5000
@@ -122,6 +131,8 @@ def query(
         max_partitions=max_partitions, max_per_partition=max_per_partition,
         clamp=ClampRange.parse(clamp) if clamp else None, bins=bins,
         public_partitions=public, min_cohort=min_cohort, linf_mode=linf_mode,
+        mechanism=mechanism, stable_unit=stable_unit,
+        declared_partitions=data is not None or policy_path is not None,
         diagnostics=not no_diagnostics, query_id=query_id)
     book = BudgetLedger(ledger, default_budget=policy.budgets) if ledger else None
     result = run_query(spec, src, engine=DuckDBEngine(), policy=policy, ledger=book,

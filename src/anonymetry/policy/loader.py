@@ -309,7 +309,8 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError([PolicyProblem("(yaml)", f"not valid YAML: {reason}", line)], source)
+        problem = PolicyProblem("(yaml)", f"not valid YAML: {reason}", line)
+        raise PolicyError([problem], source) from None
     if node is None:
         raise PolicyError([PolicyProblem("(top)", "the policy is empty")], source)
     located = _Located()
@@ -367,7 +368,8 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
         min_cohort=c.value(ana, "min_cohort", ("analytics",), _int(1), None),
     )
 
-    bud = c.mapping(top.get("budgets"), ("budgets",), frozenset({"epsilon", "delta", "period_days"}))
+    bud = c.mapping(top.get("budgets"), ("budgets",),
+                    frozenset({"epsilon", "delta", "period_days"}))
     budgets = BudgetPolicy(
         epsilon=c.value(bud, "epsilon", ("budgets",), _number(0, open_lo=True), 10.0),
         delta=c.value(bud, "delta", ("budgets",), _number(0, 1e-2), 1e-6),

@@ -33,7 +33,8 @@ __all__ = [
 
 
 class ConsentLevel(enum.IntEnum):
-    """Consent levels, ordered: ``none`` (opted out) < ``essential`` < ``diagnostics`` < ``usage``."""
+    """Consent levels, ordered: ``none`` (opted out) < ``essential`` < ``diagnostics`` <
+    ``usage``."""
 
     NONE = 0
     ESSENTIAL = 1

@@ -219,7 +219,8 @@ class LocalKeyring:
             self._cache.pop(epoch, None)
 
     def epochs(self) -> dict[int, str]:
-        return {int(k): v["state"] for k, v in sorted(self._read().items(), key=lambda kv: int(kv[0]))}
+        entries = sorted(self._read().items(), key=lambda kv: int(kv[0]))
+        return {int(k): v["state"] for k, v in entries}
 
     def standing_key(self, purpose: str) -> bytes:
         """A 32-byte key for ``purpose`` that does NOT rotate with epochs.

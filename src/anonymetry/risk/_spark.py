@@ -4,6 +4,7 @@
 :func:`class_counts_spark` runs the grouping inside Spark as DataFrame operations (no Python
 UDF, no per-row Python)::
 
+    rows      hash-partitioned by the QIs                    (the one shuffle)
     entries   GROUP BY qis, s → count(*)                     one row per (class, value)
     classes   GROUP BY qis    → collect_list(struct(s, n))   one row per class
 
@@ -191,7 +192,10 @@ def class_counts_spark(
             raise InvalidParameter("risk: the table has no rows; nothing to assess")
         return ClassCounts(n_records=int(sizes.sum()), class_size=sizes)
 
-    entries = df.groupBy(*keys, _col(sensitive).alias("__anon_s")) \
+    # One shuffle: rows hash-partitioned by the QIs, so both aggregations run within
+    # partitions (grouping by (QIs, s) first would shuffle again for the QIs alone; on
+    # all-unique QIs that doubles the time, on coarse ones partial aggregation saves a little).
+    entries = df.repartition(*keys).groupBy(*keys, _col(sensitive).alias("__anon_s")) \
         .agg(sf.count(sf.lit(1)).alias("__anon_n"))
     classes = entries.groupBy(*keys).agg(
         sf.collect_list(sf.struct("__anon_s", "__anon_n")).alias("__anon_e"))

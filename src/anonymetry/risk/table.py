@@ -5,6 +5,7 @@ in DuckDB) and derives k, the class-size histogram, distinct/entropy/recursive â
 sample and population uniqueness and the prosecutor/journalist/marketer risks from its small
 result; the QI analysis (:mod:`~anonymetry.risk.combinations`) is one more grouped query.
 :func:`write_per_record` writes each record's class size and risks (a window query).
+:func:`assess_table_spark` gives the same :class:`TableRisk` from Spark (extra ``spark``).
 """
 
 from __future__ import annotations
