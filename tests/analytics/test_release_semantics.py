@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,8 @@ def test_too_many_declared_partitions_fall_back_with_a_message() -> None:
                            delta=1e-6, unit="user", window=window, min_cohort=0)
     keys, _, note = declared_partitions(spec, POLICY)
     assert keys is None
-    assert note is not None and f"{MAX_DECLARED_PARTITIONS:,}" in note
+    assert note is not None
+    assert f"{MAX_DECLARED_PARTITIONS:,}" in note
     c = compile_query(spec, arrow_source(_events_table()), DuckDBEngine(), policy=POLICY)
     assert c.selection is not None
     assert any("selected privately" in n for n in c.notes)
@@ -246,7 +248,7 @@ def test_gaussian_query_spends_zcdp_events_within_the_requested_budget(tmp_path:
                       "v": [float(i % 10) for i in range(3000)]})
     c = compile_query(spec, arrow_source(table), DuckDBEngine())
     assert c.loss.epsilon <= 1
-    assert c.loss.delta <= Fraction_(1e-6)
+    assert c.loss.delta <= Fraction("1e-6")
     assert {type(e).__name__ for e in c.events} >= {"ZCdp", "ApproxDp"}
     rows = c.components["rows"].mechanism
     assert rows.sensitivity == pytest.approx(math.sqrt(5) * 10)  # k·√L0·L∞
@@ -257,12 +259,6 @@ def test_gaussian_query_spends_zcdp_events_within_the_requested_budget(tmp_path:
     stored = [e for e in book.entries() if e["state"] == "released"]
     assert len(stored) == 1
     assert any(isinstance(e, ZCdp) for e in c.events)
-
-
-def Fraction_(x: float) -> Any:  # noqa: N802 - reads like the type it builds
-    from fractions import Fraction
-
-    return Fraction(repr(x))
 
 
 def test_gaussian_needs_delta() -> None:

@@ -162,3 +162,84 @@ def test_mean_ci95_covers_the_truth_at_least_95_percent() -> None:
     rows = [r for r in result.rows if r.metric.startswith("mean")]
     covered = sum(1 for r in rows if r.ci95[0] <= TRUE_MEAN[r.by["group"]] <= r.ci95[1])
     assert covered >= sps.binom.ppf(ALPHA, len(rows), 0.95)
+
+
+# -- the Gaussian path (``mechanism="gaussian"``) -------------------------------------------------
+#
+# Same table and partitions; the query asks for a count only, with δ = 1e-6 and no diagnostics,
+# so all of ε = 0.2 goes to one discrete Gaussian release of L2 sensitivity √L0·L∞ = 1. The
+# claimed σ is computed here from (ε, δ): ρ = (√(ln(1/δ) + ε) − √ln(1/δ))² = 7.19e-4 (the
+# largest ρ whose Bun–Steinke conversion is ≤ ε), σ = Δ₂/√(2ρ) ≈ 26.4. DKW–KS of |noise|
+# against the folded discrete Gaussian of σ at α = 1e-6: t_α = √(ln(2/α)/(2P)) = 0.0348; a
+# 0.8×/1.2× σ moves the folded CDF by D ≥ 0.07 (asserted via ``power_distance``), which needs
+# P ≥ (2.69 + 1.95)²/D² ≈ 4 400 ≤ 6 000 for power 0.999. The CI test is the exact-binomial one
+# above with p₀ = P(|X| ≤ ⌊a⌋) under the discrete Gaussian. Both must reject the mis-scaled
+# fixture.
+
+GAUSS_DELTA = 1e-6
+
+
+def gaussian_sigma_claim() -> float:
+    log = math.log(1 / GAUSS_DELTA)
+    rho = (math.sqrt(log + EPSILON) - math.sqrt(log)) ** 2
+    return 1.0 / math.sqrt(2 * rho)
+
+
+def released_gaussian() -> Any:
+    spec = QuerySpec.build(metrics=("count",), by=["group"], epsilon=EPSILON, delta=GAUSS_DELTA,
+                           unit="user", max_partitions=1, max_per_partition=1,
+                           diagnostics=False, min_cohort=0, mechanism="gaussian",
+                           public_partitions=tuple((f"g{i:05d}",) for i in range(P)))
+    return run_query(spec, arrow_source(TABLE))
+
+
+def gaussian_failures() -> list[str]:
+    from .stats import folded_discrete_gaussian_cdf
+
+    result = released_gaussian()
+    rows = count_rows(result)
+    sigma = gaussian_sigma_claim()
+    out = []
+    if any(abs(r.noise_scale - sigma) > 1e-6 * sigma for r in rows):
+        out.append("reported noise_scale differs from Δ₂/√(2ρ)")
+    if {r.mechanism for r in rows} != {"discrete_gaussian"}:
+        out.append("not a discrete Gaussian release")
+    d = ks_distance([abs(r.value - 3) for r in rows], folded_discrete_gaussian_cdf(sigma),
+                    discrete=True)
+    if d > dkw_threshold(len(rows)):
+        out.append(f"KS {d:.4f} > {dkw_threshold(len(rows)):.4f}")
+    cdf = folded_discrete_gaussian_cdf(sigma)
+    a = (rows[0].ci95[1] - rows[0].ci95[0]) / 2
+    p0 = cdf(math.floor(a))
+    lo, hi = acceptance(p0, len(rows))
+    covered = sum(1 for r in rows if r.ci95[0] <= 3 <= r.ci95[1])
+    if not lo <= covered <= hi:
+        out.append(f"CI covered {covered}/{len(rows)}; accept {lo}..{hi}")
+    return out
+
+
+def test_gaussian_sample_size_and_ci_test_have_power_0999() -> None:
+    from opendp.prelude import discrete_gaussian_scale_to_accuracy
+
+    from .stats import folded_discrete_gaussian_cdf
+
+    sigma = gaussian_sigma_claim()
+    assert dkw_required_n(power_distance("gaussian", sigma, True)) <= P
+    a = discrete_gaussian_scale_to_accuracy(sigma, 0.05)
+    p0 = folded_discrete_gaussian_cdf(sigma)(math.floor(a))
+    assert p0 >= 0.95
+    lo, hi = acceptance(p0, P)
+    for factor in SCALE_ERRORS:
+        p1 = folded_discrete_gaussian_cdf(sigma * factor)(math.floor(a))
+        reject = sps.binom.cdf(lo - 1, P, p1) + sps.binom.sf(hi, P, p1)
+        assert reject >= 1 - BETA, (factor, p1, reject)
+
+
+def test_released_gaussian_count_noise_has_the_stated_scale_and_ci() -> None:
+    assert gaussian_failures() == []
+
+
+@pytest.mark.parametrize("factor", SCALE_ERRORS)
+def test_gaussian_tests_reject_a_mis_scaled_mechanism(factor: float, mis_scale: Any) -> None:
+    mis_scale(factor)
+    assert gaussian_failures()

@@ -133,12 +133,12 @@ DEMO_QUERIES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("Feature use by feature", {"metrics": ["count", "users"], "by": ["feature"],
                                     "filters": ["event=feature.used"], "epsilon": 1.0}),
     ("Screen time by screen (ms)", {"metrics": ["mean:duration_ms"], "by": ["screen"],
-                                        "filters": ["event=screen.view"], "clamp": (0.0, 600_000.0),
+                                        "filters": ["event=screen.view"], "clamp": (0.0, 120_000.0),
                                         "epsilon": 1.0}),
     ("Crashes by app version", {"metrics": ["count"], "by": ["app_version"],
                                     "filters": ["event=app.crash"], "epsilon": 0.5}),
     ("Launch time by platform (ms)", {"metrics": ["mean:launch_ms"], "by": ["platform"],
-                                          "filters": ["event=app.launch"], "clamp": (0.0, 10_000.0),
+                                          "filters": ["event=app.launch"], "clamp": (0.0, 3_000.0),
                                           "epsilon": 1.0}),
 )
 
