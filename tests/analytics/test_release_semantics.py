@@ -266,3 +266,27 @@ def test_gaussian_needs_delta() -> None:
 
     with pytest.raises(InvalidParameter, match="gaussian"):
         QuerySpec.build(metrics=["count"], epsilon=1.0, mechanism="gaussian")
+
+
+# -- k (key epochs) from the source's layout, without a data pass ---------------------------------
+
+def test_epoch_count_comes_from_parquet_statistics_and_bounds_the_filtered_count(
+        tmp_path: Path) -> None:
+    """Footer statistics say epochs 3..7 (a span of 5) although only 3 and 7 hold rows; the
+    bound is the span, never below the distinct epochs of any filter (here 1 or 2)."""
+    import pyarrow.parquet as pq
+
+    from anonymetry.analytics.engines.duckdb import layout_epochs
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"user": ["a", "b", "c"], "x": [1, 2, 3],
+                             "epoch": pa.array([3, 7, 7], pa.int32())}), path)
+    source = Source(SourceKind.PARQUET, str(path))
+    assert layout_epochs(source, "epoch") == 5
+    spec = QuerySpec.build(metrics=["count"], epsilon=1.0, unit="user", filters=["x=1"])
+    c = compile_query(spec, source, DuckDBEngine())
+    assert c.units_per_person == 5
+    csv = tmp_path / "t.csv"
+    csv.write_text("user,x,epoch\na,1,3\nb,2,7\n")
+    c = compile_query(spec, Source(SourceKind.CSV, str(csv)), DuckDBEngine())
+    assert c.units_per_person == 1  # CSV: the filtered count (only epoch 3 has x = 1)

@@ -31,8 +31,8 @@ the same variants (drop, generalize into 10 equal-width bins or to the month, al
 Sources (:func:`spark_frame`): a Spark DataFrame; a Parquet file, directory or glob, or a CSV
 file (read by Spark; Spark's CSV type inference is its own, so declare types in Parquet for
 exact parity); or an in-memory :class:`pyarrow.Table` (handed over through Arrow). The session
-is the given one, else the active one, else :func:`~anonymetry.analytics.engines.spark.
-local_session` (``local[2]``, UTC).
+is the given one, else the active one, else ``local_session()`` of
+:mod:`anonymetry.analytics.engines.spark` (``local[2]``, UTC).
 """
 
 from __future__ import annotations

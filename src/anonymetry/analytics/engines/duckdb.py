@@ -39,7 +39,7 @@ from anonymetry.analytics.plan import (
 from anonymetry.analytics.spec import Filter, GroupKey, GroupTransform, LinfMode, check_identifier
 from anonymetry.errors import InvalidParameter
 
-__all__ = ["DuckDBEngine"]
+__all__ = ["DuckDBEngine", "layout_epochs"]
 
 VALUE_BUCKET_OFFSET = 21  # value profile buckets: ±(floor(log2|v|) + 21), 0 for v == 0
 
@@ -79,6 +79,49 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
 
 
 _EPOCH_DIR = re.compile(r"(?:^|/)epoch=(-?\d+)(?:/|$)")
+
+
+def layout_epochs(source: Source, column: str) -> int | None:
+    """How many key epochs the source can hold, from its layout, without reading data; an
+    upper bound on the distinct epochs of any filtered subset (so the k-fold sensitivity holds).
+    ``None`` when the layout does not say (CSV; Parquet without statistics). Shared by every
+    engine, so they calibrate the same k:
+
+    - event store: the distinct epochs of its live files (``epoch=<e>/``) and WAL rows;
+    - Parquet: max − min + 1 of the column's footer statistics (DuckDB reads only footers);
+    - an in-memory Arrow table: its distinct values.
+    """
+    if source.kind is SourceKind.STORE:
+        epochs: set[int] = set()
+        for path in source.obj.parquet_files():
+            m = _EPOCH_DIR.search(str(path).replace("\\", "/"))
+            if m is None:
+                return None
+            epochs.add(int(m.group(1)))
+        wal = getattr(source.obj, "wal_table", None)
+        if wal is not None and column in wal.column_names:
+            epochs.update(int(e) for e in pc.unique(wal.column(column)).to_pylist()
+                          if e is not None)
+        return max(1, len(epochs))
+    if source.kind is SourceKind.ARROW and isinstance(source.obj, pa.Table):
+        if column not in source.obj.column_names:
+            return 1
+        return max(1, int(pc.count_distinct(source.obj.column(column)).as_py()))
+    if source.kind is SourceKind.PARQUET:
+        con = duckdb.connect(":memory:")
+        try:
+            stats = _table(
+                con, "SELECT min(TRY_CAST(stats_min_value AS BIGINT)) AS lo, "
+                "max(TRY_CAST(stats_max_value AS BIGINT)) AS hi, count(*) AS n, "
+                "count(TRY_CAST(stats_min_value AS BIGINT)) AS n_min, "
+                "count(TRY_CAST(stats_max_value AS BIGINT)) AS n_max "
+                f"FROM parquet_metadata({_lit(str(source.path))}) WHERE path_in_schema = ?",
+                [column]).to_pylist()[0]
+        finally:
+            con.close()
+        if stats["n"] and stats["n"] == stats["n_min"] == stats["n_max"]:
+            return max(1, int(stats["hi"]) - int(stats["lo"]) + 1)
+    return None
 
 
 class DuckDBEngine:
@@ -248,47 +291,17 @@ class DuckDBEngine:
 
     # -- the protocol ----------------------------------------------------------------------------
     def count_epochs(self, plan: BoundedPlan) -> int:
-        """An upper bound on the number of key epochs the plan's rows span, from the source's
-        layout where it can (never below the exact count, so the k-fold sensitivity holds):
-
-        - event store: the distinct epochs of its live files (``epoch=<e>/``) and WAL rows;
-        - Parquet: max − min + 1 of the epoch column's footer statistics (no data pages read);
-        - Arrow: distinct values of the column (in memory);
-        - otherwise (CSV, missing statistics): ``count(DISTINCT epoch)`` over the filtered rows.
-        """
+        """An upper bound on the key epochs the plan's rows span: :func:`layout_epochs` (the
+        source's layout, no data read), else ``count(DISTINCT epoch)`` over the filtered rows
+        (CSV, or Parquet without statistics)."""
         col = plan.epoch_column
         if not col:
             return 1
-        src = plan.source
-        if src.kind is SourceKind.STORE:
-            epochs: set[int] = set()
-            for path in src.obj.parquet_files():
-                m = _EPOCH_DIR.search(str(path).replace("\\", "/"))
-                if m is None:
-                    epochs = set()
-                    break
-                epochs.add(int(m.group(1)))
-            else:
-                wal = getattr(src.obj, "wal_table", None)
-                if wal is not None and col in wal.column_names:
-                    epochs.update(int(e) for e in pc.unique(wal.column(col)).to_pylist()
-                                  if e is not None)
-                return max(1, len(epochs))
-        if src.kind is SourceKind.ARROW and isinstance(src.obj, pa.Table) \
-                and col in src.obj.column_names:
-            return max(1, int(pc.count_distinct(src.obj.column(col)).as_py()))
-        con = self._connect(src)
+        known = layout_epochs(plan.source, col)
+        if known is not None:
+            return known
+        con = self._connect(plan.source)
         try:
-            if src.kind is SourceKind.PARQUET:
-                stats = _table(
-                    con, "SELECT min(TRY_CAST(stats_min_value AS BIGINT)) AS lo, "
-                    "max(TRY_CAST(stats_max_value AS BIGINT)) AS hi, count(*) AS n, "
-                    "count(TRY_CAST(stats_min_value AS BIGINT)) AS n_min, "
-                    "count(TRY_CAST(stats_max_value AS BIGINT)) AS n_max "
-                    f"FROM parquet_metadata({_lit(str(src.path))}) WHERE path_in_schema = ?",
-                    [col]).to_pylist()[0]
-                if stats["n"] and stats["n"] == stats["n_min"] == stats["n_max"]:
-                    return max(1, int(stats["hi"]) - int(stats["lo"]) + 1)
             schema = _table(con, "SELECT * FROM __src LIMIT 0").schema
             if col not in schema.names:
                 return 1

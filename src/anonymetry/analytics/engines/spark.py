@@ -319,8 +319,15 @@ class SparkEngine:
 
     # -- the protocol ------------------------------------------------------------------------------
     def count_epochs(self, plan: BoundedPlan) -> int:
+        """Same bound as the DuckDB engine: the source's layout
+        (:func:`~anonymetry.analytics.engines.duckdb.layout_epochs`), else a filtered count."""
         if not plan.epoch_column:
             return 1
+        from anonymetry.analytics.engines.duckdb import layout_epochs
+
+        known = layout_epochs(plan.source, plan.epoch_column)
+        if known is not None:
+            return known
         sf = _pyspark()
         df = self._frame(plan.source)
         schema = df.limit(0).toArrow().schema
