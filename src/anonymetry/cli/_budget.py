@@ -8,25 +8,26 @@ from typing import Annotated
 import typer
 
 from anonymetry.analytics.ledger import BudgetLedger
-from anonymetry.cli._common import console, print_json
+from anonymetry.cli._common import console, fail, print_json
 from anonymetry.policy import default_policy, load_policy
 from anonymetry.privacy.accountant import DEFAULT_ACCOUNTANT
 
-app = typer.Typer(help="Grant and show privacy budgets (per dataset and analyst).",
+app = typer.Typer(help="Grant and show privacy budgets (per dataset and analyst).\n\n"
+                  "Example: anonymetry budget grant --ledger ledger/ --analyst alice --epsilon 3",
                   no_args_is_help=True)
 
 
 @app.command("grant")
 def grant(
     ledger: Annotated[Path, typer.Option("--ledger", help="Ledger directory.")],
-    analyst: Annotated[str, typer.Option("--analyst")],
-    epsilon: Annotated[float, typer.Option("--epsilon")],
-    delta: Annotated[float, typer.Option("--delta")] = 0.0,
+    analyst: Annotated[str, typer.Option("--analyst", help="Who may spend the budget.")],
+    epsilon: Annotated[float, typer.Option("--epsilon", help="ε granted per period.")],
+    delta: Annotated[float, typer.Option("--delta", help="δ granted per period.")] = 0.0,
     dataset: Annotated[str, typer.Option(
         "--dataset", help="Dataset name, or * for each dataset separately.")] = "*",
     accountant: Annotated[str, typer.Option(
         "--accountant", help="basic, pld (default) or rdp.")] = DEFAULT_ACCOUNTANT,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the grant as JSON.")] = False,
 ) -> None:
     """Set an analyst's budget (per period, if the policy sets one).
 
@@ -45,13 +46,18 @@ def grant(
 @app.command("show")
 def show(
     ledger: Annotated[Path, typer.Option("--ledger", help="Ledger directory.")],
-    policy_path: Annotated[Path | None, typer.Option("--policy")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    policy_path: Annotated[Path | None, typer.Option(
+        "--policy", help="Policy whose default budget applies (default: the embedded one).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON.")] = False,
 ) -> None:
     """Show grants and what each analyst has spent and has left.
 
     Example: anonymetry budget show --ledger ledger/ --json
     """
+    if not ledger.is_dir():
+        raise fail(f"--ledger {ledger}: no such ledger folder; create one with "
+                   "'anonymetry budget grant --ledger DIR ...'")
     policy = load_policy(policy_path) if policy_path else default_policy()
     data = BudgetLedger(ledger, default_budget=policy.budgets).show()
     if as_json:

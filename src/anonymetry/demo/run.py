@@ -124,9 +124,9 @@ def prepare_out(out: Path) -> None:
 
 
 # The product questions the demo answers. Each spends part of the analyst's budget. Group keys
-# that are enums declared in the policy (and the days of the window) are public partitions:
-# every declared value is released, with noise, whether or not anyone used it. Free-text keys
-# (app versions) go through private partition selection.
+# that are enums declared in the policy, and the days of the window, are public partitions (the
+# analytics layer reads them from the policy): every declared value is released, with noise,
+# whether or not anyone used it. Free-text keys (app versions) go through private selection.
 DEMO_QUERIES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("Active people per day", {"metrics": ["users"], "by": ["day"], "epsilon": 1.0}),
     ("Events by platform", {"metrics": ["count"], "by": ["platform"], "epsilon": 0.5}),
@@ -141,22 +141,6 @@ DEMO_QUERIES: tuple[tuple[str, dict[str, Any]], ...] = (
                                           "filters": ["event=app.launch"], "clamp": (0.0, 3_000.0),
                                           "epsilon": 1.0}),
 )
-
-
-def public_partitions(by: list[str], policy: Policy, window: TimeWindow
-                      ) -> tuple[tuple[Any, ...], ...] | None:
-    """Keys known without looking at the data: declared enum values and the window's days."""
-    if len(by) != 1:
-        return None
-    key = by[0]
-    if key == "day" and window.since is not None and window.until is not None:
-        days = (window.until.date() - window.since.date()).days
-        return tuple((str(window.since.date() + dt.timedelta(days=i)),) for i in range(days))
-    for event in policy.events.values():
-        spec = event.fields.get(key)
-        if spec is not None and spec.values:
-            return tuple((v,) for v in spec.values)
-    return None
 
 
 def run_demo(config: DemoConfig, progress: Step | None = None) -> DemoSummary:
@@ -260,7 +244,6 @@ def run_demo(config: DemoConfig, progress: Step | None = None) -> DemoSummary:
 def _query(spec: dict[str, Any], source: Any, policy: Policy, ledger: BudgetLedger,
            window: TimeWindow) -> Result:
     kwargs = dict(spec)
-    kwargs["public_partitions"] = public_partitions(kwargs["by"], policy, window)
     clamp = kwargs.pop("clamp", None)
     if clamp is not None:
         from anonymetry.privacy.units import ClampRange
