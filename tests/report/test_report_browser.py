@@ -5,10 +5,14 @@ numbers of the DP results they were drawn from — in the tables and in the char
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from anonymetry.governance.tokens import TokenStore
@@ -191,3 +195,47 @@ def test_served_dashboard_in_chromium(browser: Any, fixture_data: DashboardData,
             browser.get_log("browser")  # the 401 is logged as a failed load; expected here
     finally:
         tokens.close()
+
+
+def test_dashboard_served_by_the_collector_in_chromium(browser: Any, fixture_data: DashboardData,
+                                                       artifacts: Path, tmp_path: Path) -> None:
+    """``anonymetry serve --dashboard SPEC`` serves the same page at /dashboard/ to a token with
+    read_dashboard: the collector's own HTTP stack, a real subprocess on 127.0.0.1."""
+    spec = tmp_path / "dashboard.yaml"
+    spec.write_text(
+        "title: Weekly product report\n"
+        "results:\n" + "".join(f"  - {FIXTURES / n}\n" for n in RESULT_FILES)
+        + f"risk: {FIXTURES / 'risk.json'}\nbudget: {FIXTURES / 'budget.json'}\n"
+        f"store_stats: {FIXTURES / 'store_stats.json'}\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    tokens = TokenStore(data, default_policy())
+    analyst, _ = tokens.create("analyst")
+    tokens.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from anonymetry.cli.main import main; main()", "serve",
+         "--data", str(data), "--port", str(port), "--dashboard", str(spec)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        browser.get_log("browser")
+        browser.execute_cdp_cmd("Network.enable", {})
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders",
+                                {"headers": {"Authorization": f"Bearer {analyst}"}})
+        browser.get(f"{url}/dashboard/")
+        _check_page(browser, fixture_data)
+        _screenshot(browser, artifacts / "report-collector.png")
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
