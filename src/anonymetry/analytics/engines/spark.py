@@ -28,6 +28,7 @@ as the session time zone (day/week keys are UTC days, as in DuckDB) and few shuf
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,7 +78,9 @@ def _pyspark() -> Any:
 
 def local_session(master: str = "local[2]", *, shuffle_partitions: int = 4,
                   app_name: str = "anonymetry") -> SparkSession:
-    """A local SparkSession set up as the engine expects (UTC, no UI, few shuffle partitions)."""
+    """A local SparkSession set up as the engine expects (UTC, no UI, few shuffle partitions),
+    bound to loopback only."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     _pyspark()
     from pyspark.sql import SparkSession
 
