@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from anonymetry._fs import fsync_dir
 from anonymetry.errors import InvalidParameter
 
 __all__ = [
@@ -173,14 +174,6 @@ def segment_paths(wal_dir: Path) -> list[Path]:
     if not wal_dir.is_dir():
         return []
     return sorted(p for p in wal_dir.glob("*.sqlite") if _NAME_RE.match(p.stem))
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SegmentLock:

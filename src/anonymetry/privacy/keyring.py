@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from anonymetry._fs import fsync_dir
 from anonymetry.errors import InvalidParameter, KeyUnavailable, TamperDetected
 
 __all__ = ["KEK_ENV", "EpochKeys", "Keyring", "LocalKeyring", "epoch_of", "epoch_start"]
@@ -131,7 +132,7 @@ class LocalKeyring:
                     fh.write(secrets.token_bytes(_SECRET_BYTES))
                     fh.flush()
                     os.fsync(fh.fileno())
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
             kek = kek_path.read_bytes()
         if len(kek) != _SECRET_BYTES:
             raise TamperDetected(f"{kek_path}: key-encryption key has the wrong length")
@@ -171,7 +172,7 @@ class LocalKeyring:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     # -- Keyring protocol ----------------------------------------------------------------
     def keys(self, epoch: int, *, create: bool = False) -> EpochKeys:
@@ -242,7 +243,7 @@ class LocalKeyring:
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, path)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
             blob = path.read_bytes()
         try:
             secret = AESGCM(self._kek).decrypt(blob[:12], blob[12:], aad)
@@ -255,11 +256,3 @@ class LocalKeyring:
         """Forget cached keys (another process may have destroyed an epoch)."""
         with self._mutex:
             self._cache.clear()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
