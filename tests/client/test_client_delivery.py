@@ -4,9 +4,9 @@ acknowledgements, and idempotent event ids."""
 from __future__ import annotations
 
 import pytest
-from conftest import LAUNCH, Answer
 
 from anonymetry.client import Backoff
+from conftest import LAUNCH, Answer
 
 
 @pytest.mark.parametrize("status", [429, 503])

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from conftest import TOKEN, Answer
-
 from anonymetry.client import Backoff, Telemetry
+from conftest import TOKEN, Answer
 
 USER = "CANARY-user-7c1e"
 VERSION = "CANARY-ver-55aa"

@@ -8,11 +8,11 @@ import re
 import time
 
 import pytest
-from conftest import LAUNCH, TOKEN, RecordingCollector
 
 from anonymetry.client import Telemetry
 from anonymetry.errors import InvalidParameter, SchemaViolation
 from anonymetry.policy import ConsentLevel
+from conftest import LAUNCH, TOKEN, RecordingCollector
 
 DEAD = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused
 
