@@ -7,7 +7,7 @@ old app versions) and rare purchases. Every device makes its own consent choice;
 after a while. App versions roll out over the period.
 
 This is synthetic demo data: the generator is seeded for reproducibility and is not a privacy
-mechanism (``numpy.random`` is fine here and marked so).
+mechanism (NumPy's seeded generator is fine here, and each use is marked ``not-privacy``).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def generate_population(
 
 def _fill_sessions(
     device: DemoDevice,
-    rng: np.random.Generator,
+    rng: np.random.Generator,  # not-privacy: synthetic demo data
     start: dt.datetime,
     days: int,
     tz_hours: int,

@@ -3,8 +3,9 @@
 Why only here: seeded or non-cryptographic noise can be predicted and subtracted, so all privacy
 noise goes through OpenDP's vetted samplers (discrete Laplace and discrete Gaussian, exact on
 integers; on floats OpenDP samples on a fine lattice and rounds, its ``k`` granularity), which
-draw from the operating system's CSPRNG. ``numpy.random`` and ``random`` are banned in this
-package (ruff TID251), and ``tests/statistical/`` checks the distribution of what comes out.
+draw from the operating system's CSPRNG. NumPy's and the standard library's generators are
+banned in this package (ruff TID251), and ``tests/statistical/`` checks the distribution of
+what comes out.
 
 What is here:
 
