@@ -308,3 +308,36 @@ def test_linkage_malformed_transformation_exits_2(cli, files, tmp_path) -> None:
                    "--truth", "person", "--transformation", str(bad))
         assert done.returncode == 2
         assert "--transformation" in done.stderr
+
+
+def test_anonymize_takes_hierarchies_from_the_policy(tmp_path: Path) -> None:
+    """With --policy, a QI without --hierarchy is generalized by the policy's declared
+    hierarchy (the example declares app_version as prefix 3, then 1); without it, the inferred
+    hierarchy of this free-text column can only suppress it."""
+    import orjson
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from anonymetry.cli.main import build_app
+
+    versions = [f"{major}.{minor}.{patch}" for major in (3, 4) for minor in range(4)
+                for patch in range(5)]
+    src = tmp_path / "versions.parquet"
+    pq.write_table(pa.table({"app_version": versions * 3}), src)
+    policy = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
+
+    def run(*extra: str) -> dict:
+        done = CliRunner().invoke(build_app("anonymize"), [
+            "anonymize", str(src), "--qi", "app_version", "--k", "10", "--max-suppression",
+            "0", "--out", str(tmp_path / "safe.parquet"), "--json", *extra])
+        assert done.exit_code == 0, done.output
+        return orjson.loads(done.output)["transformation"]["app_version"]
+
+    with_policy = run("--policy", str(policy))
+    assert with_policy["hierarchy"] == {"type": "prefix", "keep": [3, 1]}
+    assert with_policy["describe"] == "prefix 3"  # 3.0.x → 3.0: classes of 15 ≥ k
+    counts = pq.read_table(tmp_path / "safe.parquet").group_by("app_version").aggregate(
+        [("app_version", "count")])
+    assert min(counts.column("app_version_count").to_pylist()) >= 10
+    assert run()["hierarchy"] != with_policy["hierarchy"]

@@ -210,3 +210,22 @@ def test_cli_show_prints_the_normalized_policy() -> None:
     assert shown == orjson.loads(orjson.dumps(load_policy(EXAMPLE).to_dict()))
     assert shown["events"]["screen.view"]["fields"]["duration_ms"]["unit"] == "ms"
     assert shown["consent"]["default_level"] == "essential"
+
+
+def test_hierarchies_are_declared_and_checked() -> None:
+    policy = load_policy(EXAMPLE)
+    assert policy.hierarchies["app_version"]["type"] == "prefix"
+    assert list(policy.to_dict()["hierarchies"]["app_version"]["keep"]) == [3, 1]
+    found = problems(
+        """
+        name: t
+        hierarchies:
+          age: {type: interval, widths: [5, 10]}
+          zip: [1, 2]
+          code: {type: astrology}
+        events: {}
+        """
+    )
+    assert set(found) >= {"hierarchies.zip", "hierarchies.code"}
+    assert "hierarchies.age" not in found
+    assert found["hierarchies.code"][0] == 6

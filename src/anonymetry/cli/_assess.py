@@ -225,6 +225,8 @@ def anonymize(
     hierarchy: Annotated[list[str] | None, typer.Option(
         "--hierarchy", help="COL=SPEC, repeatable: interval:5,10,50 | date:day,month,year | "
         "prefix:4,3,1 | suppress | table:FILE.csv | JSON (default: inferred).")] = None,
+    policy_file: Annotated[Path | None, typer.Option(
+        "--policy", help="Policy whose `hierarchies` apply to QIs without --hierarchy.")] = None,
     report: Annotated[Path | None, typer.Option(
         "--report", help="Also write the JSON report here (linkage --transformation reads it)."
     )] = None,
@@ -249,6 +251,9 @@ def anonymize(
         raise InvalidParameter("--k: give a whole number ≥ 1, e.g. --k 10")
     declared = dict(parse_hierarchy(h) for h in hierarchy or [])
     cols = _names(qi, "--qi")
+    if policy_file is not None:
+        from_policy = load_policy(policy_file).hierarchies
+        declared = {**{c: from_policy[c] for c in cols if c in from_policy}, **declared}
     with open_source(source) as src, working(
             f"searching the generalization lattice of {len(cols)} QIs for k={k}", quiet=as_json):
         result = run_anonymize(src.name, cols, k, con=src.con, hierarchies=declared or None,

@@ -83,8 +83,9 @@ def assess_demo(data_dir: Path, policy: Policy, out: Path, *, sample_users: int 
             sample_users=sample_users, seed=7)
         verdict = evaluate(policy.release, table=extract, traces=traces,
                            trace_granularity=policy.time.granularity.value)
+        declared = {c: policy.hierarchies[c] for c in PROFILE_QI if c in policy.hierarchies}
         remedy = anonymize(profile, list(PROFILE_QI), policy.release.k_min, con=con,
-                           max_suppression=0.05)
+                           hierarchies=declared or None, max_suppression=0.05)
         remedy.write(out / "partner_extract_k_anonymous.parquet")
         con.register("remedied", remedy.table)
         remedied = assess_table(con, "remedied", PROFILE_QI, PROFILE_SENSITIVE)

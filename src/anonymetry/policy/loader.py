@@ -209,13 +209,24 @@ def _days(value: Any) -> int:
 
 _TOP = frozenset(
     {"name", "version", "identity", "consent", "time", "retention", "analytics", "budgets",
-     "release", "roles", "events"}
+     "release", "roles", "events", "hierarchies"}
 )
 _EVENT_KEYS = frozenset({"consent", "owner", "expires", "description", "fields"})
 _FIELD_KEYS = frozenset(
     {"type", "sensitivity", "consent", "required", "values", "min", "max", "max_length", "unit",
      "description"}
 )
+_HIERARCHY_KINDS = frozenset({"interval", "date", "prefix", "table", "suppress"})
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
 _PERMISSIONS = frozenset(
     {"ingest", "query", "grant_budget", "assess", "release", "admin", "read_dashboard", "erase"}
 )
@@ -403,6 +414,16 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
                 c.fail(("roles", role, str(i)), f"unknown permission {perm!r}; allowed: {choices}")
         roles[role] = tuple(perms)
 
+    hierarchies: dict[str, Any] = {}
+    for column, spec in c.mapping(top.get("hierarchies"), ("hierarchies",), None).items():
+        where = ("hierarchies", str(column))
+        if not isinstance(spec, dict) or spec.get("type") not in _HIERARCHY_KINDS:
+            kinds = ", ".join(sorted(_HIERARCHY_KINDS))
+            c.fail(where, f"expected a mapping with 'type' one of {kinds} (e.g. "
+                          "{type: interval, widths: [5, 10, 50]})")
+            continue
+        hierarchies[str(column)] = _freeze(spec)
+
     events_raw = c.mapping(top.get("events"), ("events",), None)
     if not events_raw and "events" not in c.located.lines and not c.problems:
         c.fail(("events",), "is required: declare at least one event")
@@ -438,6 +459,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
         budgets=budgets,
         release=release,
         roles=MappingProxyType(roles),
+        hierarchies=MappingProxyType(hierarchies),
     )
 
 

@@ -219,6 +219,10 @@ class Policy:
     budgets: BudgetPolicy = BudgetPolicy()
     release: ReleasePolicy = ReleasePolicy()
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    hierarchies: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    """Generalization hierarchies per column for the risk remedies (``anonymetry anonymize``),
+    in the format of :meth:`anonymetry.risk.hierarchy.Hierarchy.from_spec`."""
 
     def to_dict(self) -> dict[str, Any]:
         """The normalized policy as plain JSON-able data (what ``policy show --json`` prints)."""
@@ -261,5 +265,15 @@ class Policy:
                 "linkage_precision_max": self.release.linkage_precision_max,
             },
             "roles": {name: list(perms) for name, perms in self.roles.items()},
+            "hierarchies": {col: _plain(spec) for col, spec in self.hierarchies.items()},
             "events": {name: spec.to_dict() for name, spec in self.events.items()},
         }
+
+
+def _plain(value: Any) -> Any:
+    """Frozen policy data (mapping proxies, tuples) back to JSON-able dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
