@@ -37,8 +37,41 @@ def _positive(value: float, field_name: str) -> float:
     return value
 
 
+def _calibrate(make: Any, scale: float, sensitivity: float, budget: Fraction,
+               what: str) -> noise.VectorNoise:
+    """The smallest scale from ``scale`` up whose OpenDP privacy map at ``sensitivity`` stays
+    within ``budget`` (ε or ρ): closed-form calibration, checked by OpenDP itself."""
+    for _ in range(_MAX_BUMPS):
+        candidate = make(scale)
+        if Fraction(candidate.privacy_map(sensitivity)) <= budget:
+            return candidate
+        scale = math.nextafter(scale * (1 + 1e-12), math.inf)
+    raise InternalError(f"could not calibrate a {what} scale within OpenDP's privacy map")
+
+
+class _AdditiveNoise:
+    """What Laplace and Gaussian mechanisms share once calibrated: their OpenDP noise."""
+
+    __slots__ = ()
+    _noise: noise.VectorNoise
+
+    @property
+    def scale(self) -> float:
+        return self._noise.scale
+
+    @property
+    def noise(self) -> noise.VectorNoise:
+        return self._noise
+
+    def release(self, values: Sequence[Any]) -> list[Any]:
+        return self._noise.sample(values)
+
+    def ci_halfwidth(self, alpha: float = 0.05) -> float:
+        return self._noise.accuracy(alpha)
+
+
 @dataclass(frozen=True, slots=True)
-class LaplaceMechanism:
+class LaplaceMechanism(_AdditiveNoise):
     """Adds (discrete) Laplace noise to a vector whose L1 sensitivity is ``sensitivity``.
 
     Privacy argument
@@ -66,32 +99,13 @@ class LaplaceMechanism:
         if eps == 0:
             raise InvalidParameter("epsilon: must be > 0")
         object.__setattr__(self, "epsilon", eps)
-        scale = sens / float(eps)
-        for _ in range(_MAX_BUMPS):
-            candidate = noise.laplace(scale, integer=self.integer)
-            if Fraction(candidate.privacy_map(sens)) <= eps:
-                object.__setattr__(self, "_noise", candidate)
-                return
-            scale = math.nextafter(scale * (1 + 1e-12), math.inf)
-        raise InternalError("could not calibrate a Laplace scale within OpenDP's privacy map")
-
-    @property
-    def scale(self) -> float:
-        return self._noise.scale
-
-    @property
-    def noise(self) -> noise.VectorNoise:
-        return self._noise
+        object.__setattr__(self, "_noise", _calibrate(
+            lambda b: noise.laplace(b, integer=self.integer), sens / float(eps), sens, eps,
+            "Laplace"))
 
     @property
     def event(self) -> PureDp:
         return PureDp(self.epsilon)
-
-    def release(self, values: Sequence[Any]) -> list[Any]:
-        return self._noise.sample(values)
-
-    def ci_halfwidth(self, alpha: float = 0.05) -> float:
-        return self._noise.accuracy(alpha)
 
     def describe(self) -> dict[str, Any]:
         return {"mechanism": "discrete_laplace" if self.integer else "laplace",
@@ -100,7 +114,7 @@ class LaplaceMechanism:
 
 
 @dataclass(frozen=True, slots=True)
-class GaussianMechanism:
+class GaussianMechanism(_AdditiveNoise):
     """Adds (discrete) Gaussian noise to a vector whose L2 sensitivity is ``sensitivity``.
 
     Privacy argument
@@ -124,32 +138,13 @@ class GaussianMechanism:
         if rho == 0:
             raise InvalidParameter("rho: must be > 0")
         object.__setattr__(self, "rho", rho)
-        scale = sens / math.sqrt(2 * float(rho))
-        for _ in range(_MAX_BUMPS):
-            candidate = noise.gaussian(scale, integer=self.integer)
-            if Fraction(candidate.privacy_map(sens)) <= rho:
-                object.__setattr__(self, "_noise", candidate)
-                return
-            scale = math.nextafter(scale * (1 + 1e-12), math.inf)
-        raise InternalError("could not calibrate a Gaussian scale within OpenDP's privacy map")
-
-    @property
-    def scale(self) -> float:
-        return self._noise.scale
-
-    @property
-    def noise(self) -> noise.VectorNoise:
-        return self._noise
+        object.__setattr__(self, "_noise", _calibrate(
+            lambda b: noise.gaussian(b, integer=self.integer), sens / math.sqrt(2 * float(rho)),
+            sens, rho, "Gaussian"))
 
     @property
     def event(self) -> ZCdp:
         return ZCdp(self.rho)
-
-    def release(self, values: Sequence[Any]) -> list[Any]:
-        return self._noise.sample(values)
-
-    def ci_halfwidth(self, alpha: float = 0.05) -> float:
-        return self._noise.accuracy(alpha)
 
     def describe(self) -> dict[str, Any]:
         return {"mechanism": "discrete_gaussian" if self.integer else "gaussian",
