@@ -264,9 +264,13 @@ def timed(fn: Callable[[], Any], reps: int, warmup: int = 1) -> tuple[list[float
 def rel_errors(
     results: list[dict[str, dict[str, float]]], true: dict[str, dict[str, float]]
 ) -> dict[str, float]:
-    """Mean |est - true| / true over partitions and repetitions, for count and for mean."""
-    errs: dict[str, list[float]] = {"count": [], "mean": []}
+    """Mean |est - true| / true over partitions and repetitions, for count and for mean, and
+    ``<metric>_se``: the standard error of that mean across repetitions (each repetition's
+    mean over partitions is one draw), so two contenders' errors can be told apart from noise.
+    """
+    per_rep: dict[str, list[float]] = {"count": [], "mean": []}
     for res in results:
+        errs: dict[str, list[float]] = {"count": [], "mean": []}
         for part, t in true.items():
             est = res.get(part)
             for metric in ("count", "mean"):
@@ -274,7 +278,14 @@ def rel_errors(
                     errs[metric].append(1.0)  # a missing partition counts as 100 % error
                 else:
                     errs[metric].append(abs(est[metric] - t[metric]) / abs(t[metric]))
-    return {m: float(np.mean(v)) if v else float("nan") for m, v in errs.items()}
+        for metric, v in errs.items():
+            per_rep[metric].append(float(np.mean(v)))
+    out: dict[str, float] = {}
+    for metric, v in per_rep.items():
+        out[metric] = float(np.mean(v)) if v else float("nan")
+        out[f"{metric}_se"] = float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else \
+            float("nan")
+    return out
 
 
 # --------------------------------------------------------------------------- floors
@@ -686,8 +697,15 @@ def summarize(entries: list[Entry], args: argparse.Namespace, profile: dict[str,
         if ours.errors_sample and pdp.errors_sample:
             for m in ("count", "mean"):
                 a, b = ours.errors_sample[m], pdp.errors_sample[m]
+                se = float(np.hypot(ours.errors_sample[f"{m}_se"], pdp.errors_sample[f"{m}_se"]))
                 targets[f"{m} error <= PipelineDP's (same sample)"] = {
-                    "value": [a, b], "met": a <= b}
+                    "value": [a, b], "difference_se": se, "met": a <= b,
+                    "worse_beyond_2se": a - b > 2 * se}
+        floor = by.get("floor_user_level")
+        if floor:
+            # the most any plan that does the user-level floor's work could show
+            targets["ceiling: user-level floor throughput / PipelineDP"] = {
+                "value": floor.rows_per_s() / pdp.rows_per_s(), "met": None}
     if ours and "floor_user_level" in by:
         r = ours.median / by["floor_user_level"].median
         targets["time <= 2x user-level floor"] = {"value": r, "met": r <= 2.0}
@@ -732,14 +750,16 @@ def print_table(report: dict[str, Any]) -> None:
         full = f"{r['seconds_at_full_size']:9.2f}" + ("*" if r["full_size_is_extrapolated"]
                                                       else " ")
         err_full = f"{ef['count']:8.4f} {ef['mean']:9.4f}" if ef else " " * 18
-        err_same = f"{es['count']:.4f}/{es['mean']:.4f}" if es else ""
+        err_same = (f"{es['count']:.4f}/{es['mean']:.4f}±{es['mean_se']:.4f}" if es else "")
         print(f"{r['name']:22s} {r['rows_timed']:>11,d} {r['seconds_median']:9.3f} "
               f"{_fmt_rate(r['rows_per_s']):>10s} {full:>10s}{err_full:>18s} {err_same:>21s}")
     print("* extrapolated linearly from the rows timed")
     for k, v in report["ratios"].items():
         print(f"  {k:55s} {v:10.2f}")
     for k, v in report["targets"].items():
-        print(f"  target {k:48s} {'MET' if v['met'] else 'NOT MET'}  {v['value']}")
+        status = "context" if v["met"] is None else ("MET" if v["met"] else "NOT MET")
+        extra = f"  (difference SE {v['difference_se']:.4f})" if "difference_se" in v else ""
+        print(f"  target {k:48s} {status:8s} {v['value']}{extra}")
     for n in report["notes"]:
         print(f"  note: {n}")
 

@@ -346,3 +346,48 @@ def test_noise_handles_counts_beyond_32_bits() -> None:
 
     out = LaplaceMechanism(1, 1.0, True).release([3_000_000_000])
     assert abs(out[0] - 3_000_000_000) < 1000
+
+
+def _bias_table(users: int) -> pa.Table:
+    """Every user: 20 rows on each of 3 platforms, half at 250 and half at 750 ms. With L0 = 1,
+    L∞ = 5 and clamp [0, 500], each unit keeps 5 of its 60 rows (55/60 dropped) and half of its
+    kept values are clamped: the true shares are known exactly."""
+    n = users * 60
+    idx = pa.array(range(n)).to_numpy()
+    return pa.table({
+        "user": pa.array([f"u{i // 60:05d}" for i in idx]),
+        "platform": pa.array([("ios", "android", "web")[(i // 20) % 3] for i in idx]),
+        "duration_ms": pa.array([250.0 if i % 2 else 750.0 for i in idx]),
+    })
+
+
+def _bias_spec() -> QuerySpec:
+    return QuerySpec.build(metrics=["count", "mean:duration_ms"], by=["platform"], epsilon=1.0,
+                           unit="user", clamp=ClampRange(lo=0, hi=500),
+                           max_partitions=1, max_per_partition=5,
+                           public_partitions=(("ios",), ("android",), ("web",)))
+
+
+def test_bias_report_intervals_cover_the_true_shares() -> None:
+    """The bias shares are DP estimates: their 95 % intervals (union bound over the three noisy
+    sums) contain the exact shares in at least 95 % of runs; here in ≥ 36 of 40."""
+    table, spec = _bias_table(2000), _bias_spec()
+    covered = 0
+    for _ in range(40):
+        bias = run(spec, table).bounding_bias
+        lo, hi = bias["rows_dropped_ci95"]
+        clo, chi = bias["values_clamped_ci95"]
+        covered += (lo <= 55 / 60 <= hi) and (clo <= 0.5 <= chi)
+    assert covered >= 36
+
+
+def test_bias_report_says_when_too_few_units_make_it_uninformative() -> None:
+    """On 20 units the 5 % ε share gives intervals wider than half of [0, 1]: flagged and
+    explained; on 20,000 units the interval is narrow and the flag is set."""
+    small = run(_bias_spec(), _bias_table(20))
+    assert small.bounding_bias["informative"] is False
+    assert "Too few units for the bias estimate" in small.explain()
+    big = run(_bias_spec(), _bias_table(20_000)).bounding_bias
+    assert big["informative"] is True
+    lo, hi = big["rows_dropped_ci95"]
+    assert hi - lo < 0.1 and lo <= 55 / 60 <= hi

@@ -186,9 +186,22 @@ def release(compiled: CompiledQuery, aggregates: BoundedAggregates, *, engine: s
             raise InternalError("engine returned no diagnostics")
         f, g, n = comp.mechanism.release([diag.dropped_share_sum, diag.clamped_share_sum,
                                           float(diag.units)])
-        n = max(n, 1.0)
-        bias = {"rows_dropped_share": _clip(f / n, 0, 1),
-                "values_clamped_share": _clip(g / n, 0, 1) if clamp else 0.0,
+        # each of the three noisy sums is within ±a of its pre-noise value with probability
+        # 1 − α/3, so both ratio intervals hold jointly with probability ≥ 1 − α (union bound)
+        a = comp.mechanism.ci_halfwidth(ALPHA / 3)
+
+        def share_ci(x: float) -> list[float]:
+            r = _ratio_interval(x, a, n, a)
+            return [0.0, 1.0] if r is None else [_clip(r[0], 0, 1), _clip(r[1], 0, 1)]
+
+        dropped_ci = share_ci(f)
+        clamped_ci = share_ci(g) if clamp else [0.0, 0.0]
+        informative = max(dropped_ci[1] - dropped_ci[0], clamped_ci[1] - clamped_ci[0]) <= 0.5
+        nn = max(n, 1.0)
+        bias = {"rows_dropped_share": _clip(f / nn, 0, 1),
+                "values_clamped_share": _clip(g / nn, 0, 1) if clamp else 0.0,
+                "rows_dropped_ci95": dropped_ci, "values_clamped_ci95": clamped_ci,
+                "informative": informative,
                 "per": "unit: the mean over units of the share of a unit's rows dropped by "
                        "L0/L∞, and of its kept values clamped",
                 "epsilon": float(comp.mechanism.epsilon), "noise_scale": comp.mechanism.scale}

@@ -152,10 +152,22 @@ class Result:
                          f"noisy cohort below {sup['min_cohort']}.")
         bias = self.bounding_bias
         if bias:
+            def pct(share: float, ci: list[float] | None) -> str:
+                text = f"{100 * share:.1f}%"
+                if ci:
+                    text += f" (95% CI {100 * ci[0]:.0f}–{100 * ci[1]:.0f}%)"
+                return text
+
             lines.append(
                 f"Bias from bounding (not noise; DP estimate): on average "
-                f"{100 * bias['rows_dropped_share']:.1f}% of a unit's rows were dropped by "
-                f"L0/L∞ and {100 * bias['values_clamped_share']:.1f}% of kept values clamped.")
+                f"{pct(bias['rows_dropped_share'], bias.get('rows_dropped_ci95'))} of a unit's "
+                f"rows were dropped by L0/L∞ and "
+                f"{pct(bias['values_clamped_share'], bias.get('values_clamped_ci95'))} of kept "
+                f"values clamped.")
+            if bias.get("informative") is False:
+                lines.append("  Too few units for the bias estimate at its ε share "
+                             f"(ε={bias['epsilon']:.3g}): read it from its interval only; "
+                             "`anonymetry suggest-bounds` measures the data's shape instead.")
         if self.budget:
             sp, rem = self.budget["spent"], self.budget["remaining"]
             acc = self.budget.get("accountant", "")
