@@ -50,14 +50,15 @@ def _generated(n: int = 3000, seed: int = 5) -> pa.Table:
         return pa.array(values, mask=mask)
 
     day0 = np.datetime64("2024-01-01")
-    fl = rng.choice([0.5, 1.5, 2.5, np.nan], n, p=[0.4, 0.3, 0.2, 0.1])
+    fl = rng.choice([0.5, 1.5, 2.5, np.nan, np.inf, -np.inf], n,
+                    p=[0.4, 0.3, 0.16, 0.1, 0.02, 0.02])
     sfl = rng.choice([-1.0, 0.0, 2.25, 7.5, np.nan], n)
     return pa.table({
         # ~1 in 3 of the fine QI combinations are singletons: uniques, pairs and big classes
         "age": with_nulls(rng.integers(18, 60, n), 0.05),
         "platform": with_nulls(rng.choice(["ios", "android", "web", "macos"], n), 0.05),
         "day": with_nulls(day0 + rng.integers(0, 200, n).astype("timedelta64[D]"), 0.03),
-        "score": with_nulls(fl, 0.05),  # float QI with NaN and NULL
+        "score": with_nulls(fl, 0.05),  # float QI with NaN, ±inf and NULL
         "plan": with_nulls(rng.choice(["free", "monthly", "yearly", "team"], n), 0.04),
         "spend": with_nulls(rng.choice([0, 5, 10, 20, 50, 100], n), 0.04),
         "latency": with_nulls(sfl, 0.04),  # float sensitive with NaN and NULL
@@ -120,8 +121,8 @@ CASES = [
     pytest.param(["age", "platform", "day"], "spend", None, POPULATION, True,
                  id="numeric-ordered-t+population"),
     pytest.param(["platform", "day"], "plan", None, None, True, id="categorical-equal-t"),
-    pytest.param(["platform", "score"], "latency", None, None, False,
-                 id="nan-qi+float-sensitive"),
+    pytest.param(["platform", "score"], "latency", None, None, True,
+                 id="nan-inf-qi+float-sensitive"),
     pytest.param(["age", "platform", "day"], None, None, POPULATION, False, id="no-sensitive"),
 ]
 

@@ -259,7 +259,9 @@ def qi_influence_spark(
         aggs = []
         for i in numeric:
             v = _col(qi[i]).cast("double")
-            aggs += [sf.min(v), sf.max(v)]
+            # the bins span the finite values (as in DuckDB); ±inf and NaN go to the end bins
+            finite = sf.when(~sf.isnan(v) & (v != float("inf")) & (v != float("-inf")), v)
+            aggs += [sf.min(finite), sf.max(finite)]
         bounds = df.agg(*aggs).first()
         assert bounds is not None
         for j, i in enumerate(numeric):

@@ -42,8 +42,11 @@ def qi_influence(
     coarse: dict[int, str] = {}
     numeric = [i for i, c in enumerate(qi) if types[c].upper().startswith(_NUMERIC)]
     if numeric:
-        parts = ", ".join(f"min({quote(qi[i])})::DOUBLE, max({quote(qi[i])})::DOUBLE"
-                          for i in numeric)
+        # the bins span the finite values; ±inf and NaN fall in the end bins (below)
+        parts = ", ".join(
+            f"min({quote(qi[i])}::DOUBLE) FILTER (WHERE isfinite({quote(qi[i])}::DOUBLE)), "
+            f"max({quote(qi[i])}::DOUBLE) FILTER (WHERE isfinite({quote(qi[i])}::DOUBLE))"
+            for i in numeric)
         bounds = con.execute(f"SELECT {parts} FROM {relation}").fetchall()[0]
         for j, i in enumerate(numeric):
             lo, hi = bounds[2 * j], bounds[2 * j + 1]

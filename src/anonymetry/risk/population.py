@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
 
 from anonymetry.errors import InvalidParameter
 
@@ -98,6 +97,7 @@ def _valid(value: float | None, h: _Histogram) -> bool:
 
 
 def _pitman_scores(x: np.ndarray, h: _Histogram) -> np.ndarray:
+    from scipy import special  # imported on use: SciPy takes ~1 s to load
     t, a = float(x[0]), float(x[1])
     u1 = h.u - 1.0
     psi_hi = special.digamma(u1 + t / a + 1.0)
@@ -113,6 +113,7 @@ def _pitman_scores(x: np.ndarray, h: _Histogram) -> np.ndarray:
 
 
 def _pitman_jacobian(x: np.ndarray, h: _Histogram) -> np.ndarray:
+    from scipy import special  # imported on use: SciPy takes ~1 s to load
     t, a = float(x[0]), float(x[1])
     u1 = h.u - 1.0
     v1 = special.digamma(u1 + t / a + 1.0)
@@ -153,6 +154,7 @@ def _newton(fun: Any, jac: Any, x0: np.ndarray, iterations: int = 1000) -> np.nd
 
 def pitman(class_sizes: Mapping[int, int], population: int) -> float | None:
     """Pitman's estimate of the population-unique fraction, or ``None`` if it has none."""
+    from scipy import optimize, special  # imported on use: SciPy takes ~1 s to load
     h = _histogram(class_sizes, population)
     c1 = h.classes_of_size(1)
     if c1 == 0:
@@ -183,6 +185,7 @@ def pitman(class_sizes: Mapping[int, int], population: int) -> float | None:
 
 def zayatz(class_sizes: Mapping[int, int], population: int) -> float | None:
     """Zayatz's estimate of the population-unique fraction, or ``None`` if it has none."""
+    from scipy import stats  # imported on use: SciPy takes ~1 s to load
     h = _histogram(class_sizes, population)
     c1 = h.classes_of_size(1)
     if c1 == 0:
@@ -239,6 +242,7 @@ def _snb_solve(k: float, f: float, c1: float, c2: float) -> tuple[float, float, 
     E[#sample classes of size 1] and of size 2 under the slide negative binomial model equal
     the observed ``c1`` and ``c2`` (Chen & Keller-McNulty 1998, as written in ARX).
     """
+    from scipy import optimize  # imported on use: SciPy takes ~1 s to load
 
     def scores(x: np.ndarray) -> np.ndarray:
         a, b = np.float64(x[0]), np.float64(x[1])  # NumPy floats: inf/nan, not exceptions
