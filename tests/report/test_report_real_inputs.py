@@ -152,3 +152,24 @@ def test_real_dp_result_and_ledger_render_unchanged(tmp_path) -> None:  # type: 
     assert line.granted == 4.0
     assert 0 < line.spent <= 4.0
     assert line.remaining == pytest.approx(4.0 - line.spent)
+
+
+def test_bias_report_of_a_real_result_renders_with_its_intervals() -> None:
+    """A real analytics result on few people: the chart's details carry the bias shares with
+    their 95 % intervals and say that the estimate is uninformative (its ε share is small)."""
+    from anonymetry.analytics import QuerySpec, run_query
+    from anonymetry.analytics.sources import arrow_source
+    from anonymetry.privacy.units import ClampRange
+    from anonymetry.report import parse_result
+    from anonymetry.report.charts import _details
+
+    table = _population().append_column("duration_ms", pa.array(
+        np.arange(_population().num_rows, dtype=float) % 900))  # not-privacy: fixture data
+    spec = QuerySpec.build(metrics=["count", "mean:duration_ms"], by=["platform"],
+                           epsilon=1.0, delta=1e-6, unit="user", clamp=ClampRange(lo=0, hi=500),
+                           min_cohort=0)
+    result = parse_result(run_query(spec, arrow_source(table, "events")).to_dict())
+    details = "\n".join(_details(result))
+    assert "rows dropped share" in details
+    assert "95% CI" in details
+    assert "uninformative" in details

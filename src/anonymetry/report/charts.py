@@ -186,11 +186,21 @@ def _details(result: DPResult) -> tuple[str, ...]:
         out.append(f"Guarantee: {extra['guarantee']}")
     bias = extra.get("bounding_bias") or extra.get("bias")
     if isinstance(bias, Mapping):
-        shares = [f"{k.replace('_', ' ')} {float(v):.2%}" for k, v in bias.items()
-                  if isinstance(v, int | float) and not isinstance(v, bool)
-                  and k not in ("epsilon", "noise_scale")]
+        shares = []
+        for k, v in bias.items():
+            if not isinstance(v, int | float) or isinstance(v, bool) or k in ("epsilon",
+                                                                             "noise_scale"):
+                continue
+            text = f"{k.replace('_', ' ')} {float(v):.2%}"
+            ci = bias.get(k.removesuffix("_share") + "_ci95")
+            if isinstance(ci, list | tuple) and len(ci) == 2:
+                text += f" (95% CI {float(ci[0]):.0%}–{float(ci[1]):.0%})"
+            shares.append(text)
         if shares:
             out.append("Bias from contribution bounding (apart from noise): " + ", ".join(shares))
+        if bias.get("informative") is False:
+            out.append("The bias estimate is uninformative here (too few people for its small "
+                       "ε share); use `anonymetry suggest-bounds` to see the data's shape.")
     if isinstance(extra.get("mechanism"), str):
         out.append(f"Mechanism: {extra['mechanism']}")
     if result.suppressed.note:
