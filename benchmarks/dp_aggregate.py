@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/dp_aggregate.py [--rows N] [--users N] [--partitions N] [--reps R]
-                                      [--sample N] [--quick] [--skip NAME ...]
+                                      [--sample N] [--int-units] [--quick] [--skip NAME ...]
 
 What it does, on one data set of ``--rows`` events from ``--users`` users in ``--partitions``
 partitions (the ``event`` column), with skewed contributions (a few heavy users, Pareto tail),
@@ -76,10 +76,12 @@ class DataSpec:
     partitions: int
     seed: int = 20240601
     files: int = 10
+    int_units: bool = False  # user ids as BIGINT instead of 32-hex-digit pseudonyms
 
     @property
     def name(self) -> str:
-        return f"events-r{self.rows}-u{self.users}-p{self.partitions}-s{self.seed}"
+        tail = "-int" if self.int_units else ""
+        return f"events-r{self.rows}-u{self.users}-p{self.partitions}-s{self.seed}{tail}"
 
     @property
     def path(self) -> Path:
@@ -108,6 +110,8 @@ def generate(spec: DataSpec) -> Path:
     favourite = rng.integers(0, spec.partitions, spec.users)
     users = _hex_ids(rng, spec.users)
     devices = _hex_ids(rng, spec.users * 3)
+    if spec.int_units:  # same rows, the users numbered instead (drawn after, so rows match)
+        users = pa.array(rng.permutation(spec.users).astype(np.int64) + 1_000_000)
     events = pa.array([f"event_{k:02d}" for k in range(spec.partitions)], pa.string())
     # Zipf-like global partition popularity.
     pop = 1.0 / np.arange(1, spec.partitions + 1) ** 0.9
@@ -121,7 +125,7 @@ def generate(spec: DataSpec) -> Path:
             ("event", pa.string()),
             ("time", pa.timestamp("s", tz="UTC")),
             ("epoch", pa.int32()),
-            ("user", pa.string()),
+            ("user", pa.int64() if spec.int_units else pa.string()),
             ("device", pa.string()),
             ("consent", pa.string()),
             (VALUE, pa.float64()),
@@ -552,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="rows (whole users) for PipelineDP and the same-data error comparison")
     ap.add_argument("--spark-rows", type=int, default=1_000_000,
                     help="size of the data set the Spark engine is timed on (0 = skip)")
+    ap.add_argument("--int-units", action="store_true",
+                    help="user ids as integers instead of 32-hex-digit pseudonym text")
     ap.add_argument("--quick", action="store_true",
                     help="1M rows, 10k users, 100k-row sample, 3 reps, Spark on 200k rows")
     ap.add_argument("--skip", nargs="*", default=[],
@@ -563,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         args.spark_rows = min(args.spark_rows, 200_000)
     BENCH.mkdir(exist_ok=True)
 
-    spec = DataSpec(args.rows, args.users, args.partitions)
+    spec = DataSpec(args.rows, args.users, args.partitions, int_units=args.int_units)
     print(f"data: {spec.name} (generating if absent) ...", flush=True)
     path = generate(spec)
     true_full = truth(path)
@@ -604,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"anonymetry (Spark engine, local[2], {args.spark_rows} rows) ...", flush=True)
             sspec = DataSpec(args.spark_rows, max(1000, args.users * args.spark_rows // args.rows),
-                             args.partitions)
+                             args.partitions, int_units=args.int_units)
             spath = generate(sspec)
             t0 = time.perf_counter()
             session = local_session("local[2]", shuffle_partitions=4)
