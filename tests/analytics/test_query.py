@@ -390,4 +390,5 @@ def test_bias_report_says_when_too_few_units_make_it_uninformative() -> None:
     big = run(_bias_spec(), _bias_table(20_000)).bounding_bias
     assert big["informative"] is True
     lo, hi = big["rows_dropped_ci95"]
-    assert hi - lo < 0.1 and lo <= 55 / 60 <= hi
+    assert hi - lo < 0.1
+    assert lo <= 55 / 60 <= hi

@@ -71,9 +71,10 @@ def test_two_processes_append_overlapping_events_exactly_once(tmp_path: Path) ->
     import sys
 
     worker = str(Path(__file__).with_name("store_worker.py"))
-    procs = [subprocess.Popen([sys.executable, worker, str(tmp_path), str(start), "3000", "100"],
-                              stdout=subprocess.PIPE, text=True)
-             for start in (0, 2000)]  # keys 2000..2999 are sent by both
+    # named segments: an unnamed store may reuse a segment its finished peer released
+    procs = [subprocess.Popen([sys.executable, worker, str(tmp_path), str(start), "3000", "100",
+                               name], stdout=subprocess.PIPE, text=True)
+             for start, name in ((0, "w0"), (2000, "w1"))]  # keys 2000..2999 are sent by both
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     new = [int(o.strip().splitlines()[-1].split()[1]) for o in outs]

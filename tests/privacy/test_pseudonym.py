@@ -4,6 +4,7 @@ unlinkable once an epoch is destroyed."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,23 @@ def test_is_not_a_plain_hash_of_the_identifier(keyring: LocalKeyring) -> None:
     pseudonym = Pseudonymizer(keyring).user("alice", 700)
     for digest in (hashlib.sha256, hashlib.md5, hashlib.sha1):
         assert digest(b"alice").hexdigest()[:32] != pseudonym
+
+
+def test_values_are_truncated_hmac_sha256_and_the_memo_changes_none(keyring: LocalKeyring
+                                                                     ) -> None:
+    """Pinned against the stdlib's independent HMAC: stored pseudonyms and dedup keys must not
+    change when the implementation does; remembered ids give what fresh ones give."""
+    keys = keyring.keys(700, create=True)
+    p = Pseudonymizer(keyring, cache_size=4)
+    ids = [f"device-{i % 3}" for i in range(10)] + ["ü-\u00e9"]
+    expected = [hmac.new(keys.device, raw.encode(), "sha256").hexdigest()[:32] for raw in ids]
+    assert p.devices(ids, 700) == expected  # first sight
+    assert p.devices(ids, 700) == expected  # all remembered
+    assert p.devices([*ids, "new-1", "new-2"], 700)[:len(ids)] == expected  # past the bound
+    assert p.user("alice", 700) == hmac.new(keys.user, b"alice", "sha256").hexdigest()[:32]
+    material = b"e\x00device-1\x00event-1"
+    assert p.fingerprints([material], 700) == [
+        hmac.new(keys.dedup, material, "sha256").hexdigest()[:32]]
 
 
 def test_different_keyrings_give_unrelated_pseudonyms(tmp_path: Path) -> None:

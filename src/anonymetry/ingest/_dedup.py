@@ -28,7 +28,13 @@ from anonymetry.ingest import _wal
 
 __all__ = ["KnownKeys"]
 
-_PROBE = "SELECT key FROM dedup WHERE key IN (SELECT value FROM json_each(?))"
+# One primary-key search per asked key, driven by the list (CROSS JOIN fixes that loop order):
+# ``key IN (SELECT value FROM json_each(?))`` first built a temporary index of the list, which
+# cost more than the searches themselves while the table is small (0.6 vs 0.1 µs per key).
+_PROBE = "SELECT d.key FROM json_each(?) AS j CROSS JOIN dedup AS d ON d.key = j.value"
+# Another segment's new keys, one row per chunk (a JSON array), not one Python tuple per key.
+_TAIL = ("SELECT chunk, json_group_array(key) FROM dedup WHERE chunk > ? "
+         "GROUP BY chunk ORDER BY chunk")
 
 
 class KnownKeys:
@@ -61,17 +67,9 @@ class KnownKeys:
 
     def _tail(self, segment: str, conn: sqlite3.Connection) -> None:
         """Read the keys ``segment`` appended since the last look."""
-        rows = conn.execute("SELECT chunk, key FROM dedup WHERE chunk > ? ORDER BY chunk",
-                            (self._seen.get(segment, 0),)).fetchall()
-        chunk, keys = None, []
-        for c, k in rows:
-            if c != chunk:
-                if keys:
-                    self.add(segment, chunk, keys)  # type: ignore[arg-type]
-                chunk, keys = c, []
-            keys.append(k)
-        if keys:
-            self.add(segment, chunk, keys)  # type: ignore[arg-type]
+        rows = conn.execute(_TAIL, (self._seen.get(segment, 0),)).fetchall()
+        for chunk, keys in rows:
+            self.add(segment, chunk, orjson.loads(keys))
 
     def _forget(self, segment: str, upto: int | None = None) -> None:
         runs = self._runs.get(segment)

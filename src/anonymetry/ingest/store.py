@@ -63,12 +63,57 @@ class StoredEvent:
 
 
 class _Item:
-    __slots__ = ("batch", "discards", "future")
+    """A queued batch; its answer goes to an asyncio future of ``loop`` (``append``) or to a
+    thread-safe future (``append_blocking``, ``loop`` None)."""
 
-    def __init__(self, batch: StoredBatch, discards: Mapping[str, int] | None) -> None:
+    __slots__ = ("batch", "discards", "future", "loop")
+
+    def __init__(self, batch: StoredBatch, discards: Mapping[str, int] | None,
+                 loop: asyncio.AbstractEventLoop | None) -> None:
         self.batch = batch
         self.discards = discards
-        self.future: concurrent.futures.Future[list[bool]] = concurrent.futures.Future()
+        self.loop = loop
+        self.future: asyncio.Future[list[bool]] | concurrent.futures.Future[list[bool]] = (
+            loop.create_future() if loop is not None else concurrent.futures.Future())
+
+    def take(self) -> bool:
+        """Whether the writer may still take the batch (its caller was not cancelled)."""
+        if self.loop is None:
+            return self.future.set_running_or_notify_cancel()  # type: ignore[union-attr]
+        return not self.future.cancelled()  # once taken, a cancellation comes too late
+
+
+def _resolve(future: Any, result: Any, exc: BaseException | None) -> None:
+    """Give ``future`` its result or ``exc``, unless it is done (cancelled) already."""
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)
+
+
+def _settle(answers: list[tuple[asyncio.Future[list[bool]], Any, BaseException | None]]
+            ) -> None:
+    """In the event loop: resolve the futures of one group commit (one wake-up per group)."""
+    for future, result, exc in answers:
+        _resolve(future, result, exc)
+
+
+def _answer(group: list[_Item], results: Sequence[list[bool]] | None,
+            exc: BaseException | None) -> None:
+    """Hand each item its result (or ``exc``): thread-safe futures directly, asyncio futures in
+    one ``call_soon_threadsafe`` per event loop (each call wakes the loop through a pipe)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for index, item in enumerate(group):
+        result = results[index] if results is not None else None
+        if item.loop is None:
+            _resolve(item.future, result, exc)
+        else:
+            by_loop.setdefault(item.loop, []).append((item.future, result, exc))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle, answers)
 
 
 class EventStore:
@@ -120,7 +165,8 @@ class EventStore:
 
     # -- appending -----------------------------------------------------------------------
     def _submit(self, events: Sequence[StoredEvent] | StoredBatch,
-                discards: Mapping[str, int] | None) -> concurrent.futures.Future[list[bool]]:
+                discards: Mapping[str, int] | None,
+                loop: asyncio.AbstractEventLoop | None = None) -> Any:
         if self._closing:
             raise InvalidParameter("the event store is closed; open a new one")
         if discards:
@@ -132,7 +178,7 @@ class EventStore:
         for epoch in set(batch.epoch) - self._epochs_ok:
             self.keyring.keys(epoch, create=True)  # KeyUnavailable for a destroyed epoch
             self._epochs_ok.add(epoch)
-        item = _Item(batch, discards)
+        item = _Item(batch, discards, loop)
         n = len(batch)
         with self._cv:
             if self.max_pending is not None and self._pending + n > self.max_pending:
@@ -152,7 +198,7 @@ class EventStore:
         """
         if not len(events) and not discards:
             return []
-        return await asyncio.wrap_future(self._submit(events, discards))
+        return await self._submit(events, discards, asyncio.get_running_loop())  # type: ignore[no-any-return]
 
     def append_blocking(self, events: Sequence[StoredEvent] | StoredBatch,
                         discards: Mapping[str, int] | None = None) -> list[bool]:
@@ -178,17 +224,14 @@ class EventStore:
                 while self._queue and (not group or taken < _MAX_GROUP_EVENTS):
                     item = self._queue.popleft()
                     taken += len(item.batch)
-                    if item.future.set_running_or_notify_cancel():
+                    if item.take():
                         group.append(item)
             try:
                 if group:
                     results = self._commit(group)
-                    for item, result in zip(group, results, strict=True):
-                        item.future.set_result(result)
+                    _answer(group, results, None)
             except BaseException as exc:
-                for item in group:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                _answer(group, None, exc)
             finally:
                 with self._cv:
                     self._pending -= taken

