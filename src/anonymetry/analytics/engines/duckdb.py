@@ -153,6 +153,9 @@ class DuckDBEngine:
     # -- connection and source ---------------------------------------------------------------
     def _connect(self, source: Source, public: pa.Table | None = None) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
+        # no result here depends on row order (every read aggregates); letting DuckDB drop it
+        # spares order bookkeeping in scans, joins and temp tables
+        _exec(con, "SET preserve_insertion_order = false")
         if self.threads:
             _exec(con, f"SET threads = {int(self.threads)}")
         if self.memory_limit:
