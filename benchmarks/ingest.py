@@ -9,7 +9,9 @@ count) measured in the same run.
    reports stored (fsync'd before the 200) / elapsed;
 2. latency: the same at half the measured request rate (open loop, paced), p50/p99 of the time
    from sending a request to its full 200 answer;
-3. the echo endpoint under the same saturation load.
+3. the echo endpoint under the same saturation load (``/echo`` answers with the request's body),
+   and the same server's ``/sink`` (reads the body, answers a small JSON: the cheapest endpoint
+   of the stack) for reference.
 
 The load comes from a separate process (raw asyncio sockets on uvloop, keep-alive, requests
 pre-built from a template, so the client costs as little as possible) and is bounded in count
@@ -60,7 +62,8 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise SystemExit("server did not start")
 
 
-# -- the echo server: same stack, bare ASGI, reads the body, answers a small JSON --------------
+# -- the echo server: same stack, bare ASGI. ``/echo`` answers with the request's body (an echo);
+# ``/sink`` reads the body and answers a small JSON (no response body to write) -------------
 async def echo_app(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -70,12 +73,15 @@ async def echo_app(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    size, more = 0, True
+    chunks, more = [], True
     while more:
         message = await receive()
-        size += len(message.get("body", b""))
+        chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
-    body = b'{"received": %d}' % size
+    if scope.get("path") == "/echo":
+        body = b"".join(chunks)
+    else:
+        body = b'{"received": %d}' % sum(map(len, chunks))
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
@@ -254,6 +260,9 @@ def main() -> None:
         load_echo, echo_cpu = os.getloadavg()[0], cpu_seconds(echo.pid)
         ech = load(echo_port, "/echo", token, *common, None, "e", args.max_requests)
         echo_cpu = cpu_seconds(echo.pid) - echo_cpu
+        load_sink, sink_cpu = os.getloadavg()[0], cpu_seconds(echo.pid)
+        snk = load(echo_port, "/sink", token, *common, None, "k", args.max_requests)
+        sink_cpu = cpu_seconds(echo.pid) - sink_cpu
     finally:
         stop(server)
         stop(echo)
@@ -274,6 +283,12 @@ def main() -> None:
     print(f"echo saturation (load average {load_echo:.1f}): {ech['req_per_s']:,.0f} req/s -> "
           f"{echo_eps:,.0f} events/s (p99 {ech['p99_ms']:.1f} ms); server CPU "
           f"{echo_cpu / max(echo_events, 1) * 1e6:.1f} µs/event")
+    sink_eps = snk["req_per_s"] * args.batch
+    print(f"sink saturation (load average {load_sink:.1f}; reads the body, answers a small "
+          f"JSON): {snk['req_per_s']:,.0f} req/s -> {sink_eps:,.0f} events/s (p99 "
+          f"{snk['p99_ms']:.1f} ms); server CPU "
+          f"{sink_cpu / max(snk['requests'] * args.batch, 1) * 1e6:.1f} µs/event; "
+          f"ratio ingest/sink {ingest_eps / sink_eps:.1%}")
     print(f"ratio ingest/echo: {ingest_eps / echo_eps:.1%}; target ≥ 100,000 events/s: "
           f"{'met' if ingest_eps >= 100_000 else 'NOT met'}; target ≥ 50 % of echo: "
           f"{'met' if ingest_eps >= echo_eps / 2 else 'NOT met'}")
