@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
 from anonymetry.errors import TamperDetected
+from anonymetry.ingest.compaction import delete_device
 from anonymetry.ingest.store import EventStore, open_reader
 from anonymetry.privacy import LocalKeyring
 
-from .store_helpers import POLICY, event, keyed_event
+from .store_helpers import EPOCH, POLICY, event, keyed_event
 
 CANARY = "canary-7f3a9c"
 
@@ -79,3 +82,119 @@ def test_sealed_chunks_cannot_be_swapped(tmp_path: Path) -> None:
         conn.execute("UPDATE chunks SET blob = ? WHERE id = ?", (blob_a, b))
     with pytest.raises(TamperDetected):
         open_reader(tmp_path, keyring, POLICY)
+
+
+# -- Parquet files and WAL chunks altered after the fact: reads fail loudly, never return
+# -- altered rows, and the error names the file or chunk but no value ----------------------
+
+
+def _compacted_store(data: Path) -> tuple[LocalKeyring, Path]:
+    """2,000 compacted events (app_version carries the canary) plus 10 uncompacted ones;
+    returns the keyring and the one Parquet file."""
+    keyring = LocalKeyring(data / "keys")
+    with EventStore(data, POLICY, keyring) as store:
+        store.append_blocking([event(i, version=f"{CANARY}-{i % 7}") for i in range(2000)])
+        assert store.compact() == 2000
+        store.append_blocking([event(i, version=CANARY) for i in range(2000, 2010)])
+    (path,) = (data / "parquet").rglob("*.parquet")
+    return keyring, path
+
+
+def _regions(path: Path) -> tuple[range, range]:
+    """Byte ranges of an encrypted-footer Parquet file: the column chunks (encrypted page
+    headers and pages) and the end of the encrypted footer module (ciphertext and GCM tag;
+    the plaintext key metadata before it holds fields pyarrow does not use)."""
+    data = path.read_bytes()
+    assert data[:4] == data[-4:] == b"PARE"  # encrypted footer
+    footer_len = int.from_bytes(data[-8:-4], "little")
+    footer_start = len(data) - 8 - footer_len
+    return range(4, footer_start), range(len(data) - 8 - 200, len(data) - 8)
+
+
+def _flip(path: Path, pos: int) -> bytes:
+    original = path.read_bytes()
+    altered = bytearray(original)
+    altered[pos] ^= 0x01
+    path.write_bytes(bytes(altered))
+    return original
+
+
+def test_flipped_byte_in_parquet_pages_fails_every_read_and_returns_no_altered_row(
+        tmp_path: Path) -> None:
+    """A flipped bit in any column chunk of an encrypted Parquet file: a full read through the
+    reader raises TamperDetected naming the file (not a value); a DuckDB query through the
+    reader fails with the decryption error; a read of fewer columns either fails the same way
+    or returns exactly the original values (AES-GCM authenticates every page it reads)."""
+    keyring, path = _compacted_store(tmp_path)
+    expected = open_reader(tmp_path, keyring, POLICY).to_arrow_table()
+    pages, _ = _regions(path)
+    step = len(pages) // 6
+    for pos in range(pages.start + 16, pages.stop, step):
+        original = _flip(path, pos)
+        try:
+            reader = open_reader(tmp_path, keyring, POLICY)  # footer intact: opens
+            with pytest.raises(TamperDetected, match="does not authenticate") as caught:
+                reader.to_arrow_table()
+            message = str(caught.value)
+            assert path.name in message
+            assert CANARY not in message
+            conn = duckdb.connect()
+            reader.duckdb_register(conn, "events")
+            with pytest.raises(duckdb.Error, match=r"(?i)decryption"):
+                conn.sql("SELECT * FROM events").to_arrow_table()
+            conn.close()
+            for column in expected.column_names:
+                try:
+                    got = reader.to_arrow_table(columns=[column])
+                except TamperDetected:
+                    continue
+                assert got[column].equals(expected[column]), f"altered {column} at byte {pos}"
+        finally:
+            path.write_bytes(original)
+    assert open_reader(tmp_path, keyring, POLICY).to_arrow_table().equals(expected)
+
+
+def test_flipped_byte_in_parquet_footer_fails_opening_the_store(tmp_path: Path) -> None:
+    """A flipped bit in the encrypted footer (or its GCM tag): opening a reader raises
+    TamperDetected naming the file, so neither Arrow nor DuckDB reads get any row; erasure
+    refuses the file the same way."""
+    keyring, path = _compacted_store(tmp_path)
+    _, footer = _regions(path)
+    for pos in (footer.start, footer.start + 100, footer.stop - 1):
+        original = _flip(path, pos)
+        try:
+            with pytest.raises(TamperDetected, match="does not authenticate") as caught:
+                open_reader(tmp_path, keyring, POLICY)
+            message = str(caught.value)
+            assert path.name in message
+            assert CANARY not in message
+            with pytest.raises(TamperDetected, match=re.escape(path.name)):
+                delete_device(tmp_path, keyring, {EPOCH: "e" * 32}, policy=POLICY)
+        finally:
+            path.write_bytes(original)
+    assert open_reader(tmp_path, keyring, POLICY).to_arrow_table().num_rows == 2010
+
+
+def test_flipped_gcm_tag_of_a_wal_chunk_fails_reads_and_compaction_naming_the_chunk(
+        tmp_path: Path) -> None:
+    """The last byte of a sealed chunk (its AES-GCM tag) flipped in the segment SQLite: the
+    reader and compaction raise TamperDetected naming the segment file and chunk (no value),
+    and compaction moves nothing (the chunk stays, no Parquet file appears)."""
+    keyring = LocalKeyring(tmp_path / "keys")
+    with EventStore(tmp_path, POLICY, keyring, instance="seg") as store:
+        store.append_blocking([event(i, version=CANARY) for i in range(10)])
+        store.append_blocking([event(i, version=CANARY) for i in range(10, 20)])
+    with sqlite3.connect(_segment(tmp_path)) as conn:
+        chunk, blob = conn.execute("SELECT id, blob FROM chunks ORDER BY id DESC").fetchone()
+        conn.execute("UPDATE chunks SET blob = ? WHERE id = ?",
+                     (blob[:-1] + bytes([blob[-1] ^ 0x80]), chunk))
+    with pytest.raises(TamperDetected, match=rf"wal/seg\.sqlite: chunk {chunk} ") as caught:
+        open_reader(tmp_path, keyring, POLICY)
+    assert CANARY not in str(caught.value)
+    assert "does not authenticate" in str(caught.value)
+    with EventStore(tmp_path, POLICY, keyring, instance="seg") as store, \
+            pytest.raises(TamperDetected, match=rf"chunk {chunk} "):
+        store.compact()
+    assert not list(tmp_path.rglob("*.parquet"))
+    with sqlite3.connect(_segment(tmp_path)) as conn:
+        assert conn.execute("SELECT count(*) FROM chunks").fetchone()[0] == 2

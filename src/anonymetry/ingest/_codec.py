@@ -5,29 +5,35 @@ list per base column, one per declared field with ``None`` where an event has no
 ingest path builds these columns directly, so sealing a group commit is one C call to encode
 a handful of lists, not a Python loop over rows. Chunks written before the columnar format (a
 msgpack list of row maps) are still read.
+
+The read side stays columnar too: :func:`decode_batch` gives a chunk's columns and
+:func:`batches_to_table` turns many chunks into Arrow with one pyarrow call per column.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import attrgetter
 from typing import Any
 
 import msgspec
 import pyarrow as pa
 
-from anonymetry.errors import InvalidParameter
+from anonymetry.errors import InvalidParameter, TamperDetected
+from anonymetry.ingest._wal import chunk_aad
 from anonymetry.policy import FieldType, Policy
+from anonymetry.privacy import Sealer
 
 __all__ = [
     "BASE_COLUMNS",
     "Row",
     "StoredBatch",
-    "decode_rows",
+    "batches_to_table",
+    "conform",
+    "decode_batch",
     "encode_batch",
-    "encode_rows",
-    "rows_to_table",
+    "open_chunk",
     "stored_schema",
 ]
 
@@ -104,6 +110,17 @@ class StoredBatch(msgspec.Struct):
             {name: pick(values) for name, values in self.attrs.items()},
         )
 
+    def compress(self, keep: Sequence[bool]) -> StoredBatch:
+        """The rows where ``keep`` is true, in order (``itertools.compress``, no Python per row)."""
+        def pick(values: list[Any]) -> list[Any]:
+            return list(compress(values, keep))
+
+        return StoredBatch(
+            pick(self.dedup), pick(self.epoch), pick(self.event), pick(self.time),
+            pick(self.user), pick(self.device), pick(self.consent),
+            {name: pick(values) for name, values in self.attrs.items()},
+        )
+
     def rows(self) -> list[Row]:
         """As :class:`Row` objects, each with the fields it has a value for."""
         names = list(self.attrs)
@@ -132,15 +149,29 @@ def encode_batch(batch: StoredBatch) -> bytes:
     return _ENCODER.encode(batch)
 
 
-def encode_rows(rows: Sequence[Any]) -> bytes:
-    """A chunk's plaintext from row objects (see :meth:`StoredBatch.from_rows`)."""
-    return _ENCODER.encode(StoredBatch.from_rows(rows))
-
-
-def decode_rows(data: bytes) -> list[Row]:
-    """The rows of a chunk's plaintext (columnar, or the older list of row maps)."""
+def decode_batch(data: bytes) -> StoredBatch:
+    """The columns of a chunk's plaintext (a columnar chunk as is; an older list of row maps is
+    converted)."""
     decoded = _DECODER.decode(data)
-    return decoded if type(decoded) is list else decoded.rows()
+    return StoredBatch.from_rows(decoded) if type(decoded) is list else decoded
+
+
+def open_chunk(sealer: Sealer, segment: str, chunk: int, epoch: int, n: int,
+               blob: bytes) -> StoredBatch:
+    """Decrypt and decode a sealed chunk of ``DIR/wal/<segment>.sqlite``.
+
+    Raises :class:`KeyUnavailable` for a destroyed epoch and :class:`TamperDetected`, naming the
+    segment and chunk, if the AES-GCM tag (over the blob and segment|chunk|epoch|rows) does not
+    verify: an altered or moved chunk is never decoded.
+    """
+    try:
+        plain = sealer.open(epoch, blob, chunk_aad(segment, chunk, epoch, n))
+    except TamperDetected:
+        raise TamperDetected(
+            f"wal/{segment}.sqlite: chunk {chunk} (epoch {epoch}) does not authenticate "
+            "(AES-GCM); the segment was altered or damaged. Nothing was read from it; restore "
+            "the segment from a backup") from None
+    return decode_batch(plain)
 
 
 TIME_TYPE = pa.timestamp("s", tz="UTC")
@@ -179,24 +210,55 @@ def stored_schema(policy: Policy) -> pa.Schema:
     return pa.schema(fields)
 
 
-def rows_to_table(rows: Sequence[Row], schema: pa.Schema | None) -> pa.Table:
-    """Rows → an Arrow table of ``schema`` (``None``: base columns plus inferred attributes).
-    Attributes not in ``schema`` are left out (they were not declared)."""
+def batches_to_table(batches: Sequence[StoredBatch], schema: pa.Schema | None) -> pa.Table:
+    """Chunks' columns → one Arrow table of ``schema``, one pyarrow call per column (the
+    chunks' lists are chained in C). ``schema`` ``None``: the base columns plus the attributes
+    that have a value somewhere, their types inferred. Attributes not in ``schema`` are left out
+    (they were not declared); declared fields no chunk has are null."""
+    n = sum(map(len, batches))
+
+    def column(name: str) -> list[Any]:
+        return list(chain.from_iterable(map(attrgetter(name), batches)))
+
+    def attribute(name: str) -> list[Any]:
+        return list(chain.from_iterable(b.attrs.get(name) or repeat(None, len(b))
+                                        for b in batches))
+
+    columns: list[pa.Array] = [
+        pa.array(column("event"), pa.string()),
+        pa.array(column("time"), pa.int64()).cast(TIME_TYPE),
+        pa.array(column("epoch"), pa.int32()),
+        pa.array(column("user"), pa.string()),
+        pa.array(column("device"), pa.string()),
+        pa.array(column("consent"), pa.string()),
+    ]
     if schema is None:
         names: dict[str, None] = {}
-        for row in rows:
-            names.update(dict.fromkeys(row.attrs))
-        extra = [pa.field(n, pa.array([r.attrs.get(n) for r in rows]).type) for n in names]
-        schema = pa.schema([pa.field(n, t) for n, t in BASE_COLUMNS] + extra)
-    columns: list[pa.Array] = [
-        pa.array([r.event for r in rows], pa.string()),
-        pa.array([r.time for r in rows], pa.int64()).cast(TIME_TYPE),
-        pa.array([r.epoch for r in rows], pa.int32()),
-        pa.array([r.user for r in rows], pa.string()),
-        pa.array([r.device for r in rows], pa.string()),
-        pa.array([r.consent for r in rows], pa.string()),
-    ]
+        for b in batches:
+            names.update(dict.fromkeys(b.attrs))
+        fields = [pa.field(name, typ) for name, typ in BASE_COLUMNS]
+        for name in names:
+            values = pa.array(attribute(name))
+            if values.null_count < n:  # an attribute without any value is not a column
+                fields.append(pa.field(name, values.type))
+                columns.append(values)
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
     for field in list(schema)[len(BASE_COLUMNS):]:
-        name = field.name
-        columns.append(pa.array([r.attrs.get(name) for r in rows], field.type))
+        present = any(field.name in b.attrs for b in batches)
+        columns.append(pa.array(attribute(field.name), field.type) if present
+                       else pa.nulls(n, field.type))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the columns of ``schema`` (cast; null where ``table`` has no such
+    column)."""
+    if table.schema == schema:
+        return table
+    cols: list[Any] = []
+    for f in schema:
+        if f.name in table.column_names:
+            cols.append(table[f.name].cast(f.type))
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)

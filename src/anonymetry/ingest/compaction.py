@@ -27,8 +27,9 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Mapping
+from itertools import chain, compress
+from operator import not_
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -37,7 +38,15 @@ import pyarrow.parquet as pq
 
 from anonymetry.errors import KeyUnavailable
 from anonymetry.ingest import _wal
-from anonymetry.ingest._codec import Row, decode_rows, encode_rows, rows_to_table, stored_schema
+from anonymetry.ingest._codec import (
+    StoredBatch,
+    batches_to_table,
+    conform,
+    encode_batch,
+    open_chunk,
+    stored_schema,
+)
+from anonymetry.ingest.reader import compacted_keys, damaged_parquet
 from anonymetry.policy import Policy
 from anonymetry.privacy import Keyring, Sealer
 from anonymetry.privacy.parquet_crypto import ParquetCrypto
@@ -84,6 +93,12 @@ def _write_parquet(data_dir: Path, catalog: sqlite3.Connection, crypto: ParquetC
         os.close(fd)
     _wal.fsync_dir(path.parent)
     return fid, rel
+
+
+def _count_events(table: pa.Table) -> dict[str, int]:
+    """Rows per event name (vectorized)."""
+    counts = pc.value_counts(table["event"]).to_pylist() if table.num_rows else []
+    return {c["values"]: c["counts"] for c in counts}
 
 
 def _prune_dedup(catalog: sqlite3.Connection, policy: Policy) -> None:
@@ -156,45 +171,46 @@ def _compact_round(data_dir: Path, segment: str, seg: sqlite3.Connection,
         return 0, False
 
     states = keyring.epochs()
-    by_epoch: dict[int, list[Row]] = {}
+    by_epoch: dict[int, list[StoredBatch]] = {}
     for chunk, epoch, n, blob in chunks:
         if states.get(epoch) == "destroyed":
             continue
         try:
-            plain = sealer.open(epoch, blob, _wal.chunk_aad(segment, chunk, epoch, n))
+            batch = open_chunk(sealer, segment, chunk, epoch, n, blob)
         except KeyUnavailable:
             continue
-        by_epoch.setdefault(epoch, []).extend(decode_rows(plain))
+        by_epoch.setdefault(epoch, []).append(batch)
 
     # rows another collector stored first (and compaction already moved) are dropped
-    all_keys = [r.dedup for rows in by_epoch.values() for r in rows]
-    compacted = {k for (k,) in catalog.execute(
-        "SELECT key FROM dedup WHERE key IN (SELECT value FROM json_each(?))",
-        (orjson.dumps(all_keys),))} if all_keys else set()
+    compacted = compacted_keys(catalog, list(chain.from_iterable(
+        b.dedup for batches in by_epoch.values() for b in batches)))
     dropped: Counter[tuple[str, int]] = Counter()
     written: list[tuple[int, int, dict[str, int]]] = []
     moved = 0
-    for epoch, rows in sorted(by_epoch.items()):
-        if compacted:
-            keep = [r for r in rows if r.dedup not in compacted]
-            for r in rows:
-                if r.dedup in compacted:
-                    dropped[r.event, epoch] += 1
-            rows = keep
-        if not rows:
+    for epoch, batches in sorted(by_epoch.items()):
+        table = batches_to_table(batches, schema)
+        if len(compacted):
+            keys = pa.array(list(chain.from_iterable(b.dedup for b in batches)), pa.string())
+            hit = pc.is_in(keys, value_set=compacted)
+            for ev, k in _count_events(table.filter(hit)).items():
+                dropped[ev, epoch] += k
+            table = table.filter(pc.invert(hit))
+        if not table.num_rows:
             continue
-        table = rows_to_table(rows, schema)
         fid, _ = _write_parquet(data_dir, catalog, crypto, epoch, table, instance)
-        written.append((fid, len(rows), dict(Counter(r.event for r in rows))))
-        moved += len(rows)
+        written.append((fid, table.num_rows, _count_events(table)))
+        moved += table.num_rows
 
     catalog.execute("BEGIN IMMEDIATE")
     try:
         for fid, n, by_event in written:
             catalog.execute("UPDATE files SET state = 'live', rows = ?, by_event = ? WHERE id = ?",
                             (n, orjson.dumps(by_event).decode(), fid))
+        # in key order: the index B-tree is written page after page, not at random (2-3x
+        # faster for 300k keys, empty or 2M-key catalog)
         catalog.execute("INSERT OR IGNORE INTO dedup(key, epoch) "
-                        "SELECT value ->> 0, value ->> 1 FROM json_each(?)", (keys_json,))
+                        "SELECT value ->> 0, value ->> 1 FROM json_each(?) ORDER BY 1",
+                        (keys_json,))
         catalog.execute("INSERT INTO upto(segment, chunk) VALUES(?, ?) ON CONFLICT(segment) "
                         "DO UPDATE SET chunk = max(chunk, excluded.chunk)", (segment, top))
         catalog.executemany(_wal.COUNTER_UPSERT,
@@ -261,18 +277,18 @@ def _erase_in_segment(segment: str, seg: sqlite3.Connection, sealer: Sealer,
         for chunk, epoch, n, blob in seg.execute(
                 f"SELECT id, epoch, n, blob FROM chunks WHERE epoch IN ({marks})",
                 list(targets)).fetchall():
-            rows = decode_rows(sealer.open(epoch, blob, _wal.chunk_aad(segment, chunk, epoch, n)))
-            device = targets[epoch]
-            keep = [r for r in rows if r.device != device]
-            if len(keep) == len(rows):
+            batch = open_chunk(sealer, segment, chunk, epoch, n, blob)
+            keep = list(map(targets[epoch].__ne__, batch.device))  # C loops, no Python per row
+            kept = sum(keep)
+            if kept == len(batch):
                 continue
-            for r in rows:
-                if r.device == device:
-                    removed[r.event, epoch] += 1
-            if keep:
-                aad = _wal.chunk_aad(segment, chunk, epoch, len(keep))
+            for ev, k in Counter(compress(batch.event, map(not_, keep))).items():
+                removed[ev, epoch] += k
+            if kept:
+                aad = _wal.chunk_aad(segment, chunk, epoch, kept)
                 seg.execute("UPDATE chunks SET n = ?, blob = ? WHERE id = ?",
-                            (len(keep), sealer.seal(epoch, encode_rows(keep), aad), chunk))
+                            (kept, sealer.seal(epoch, encode_batch(batch.compress(keep)), aad),
+                             chunk))
             else:
                 seg.execute("DELETE FROM chunks WHERE id = ?", (chunk,))
         seg.executemany(_wal.COUNTER_UPSERT,
@@ -296,15 +312,19 @@ def _erase_in_parquet(data_dir: Path, catalog: sqlite3.Connection, crypto: Parqu
         list(targets)).fetchall()
     deleted = 0
     for fid, rel, epoch in files:
-        table = pq.read_table(data_dir / rel, decryption_properties=crypto.decryption_properties())
+        try:
+            table = pq.read_table(data_dir / rel,
+                                  decryption_properties=crypto.decryption_properties())
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise damaged_parquet(data_dir / rel, exc) from None
         hit = pc.equal(table["device"], targets[epoch])
         n_hit = pc.sum(hit).as_py() or 0
         if not n_hit:
             continue
-        removed = Counter(table.filter(hit)["event"].to_pylist())
+        removed = _count_events(table.filter(hit))
         keep = table.filter(pc.invert(hit))
         if schema is not None and keep.schema != schema:
-            keep = _conform(keep, schema)
+            keep = conform(keep, schema)
         new: tuple[int, str] | None = None
         if keep.num_rows:
             new = _write_parquet(data_dir, catalog, crypto, epoch, keep, instance)
@@ -312,7 +332,7 @@ def _erase_in_parquet(data_dir: Path, catalog: sqlite3.Connection, crypto: Parqu
         try:
             catalog.execute("UPDATE files SET state = 'replaced' WHERE id = ?", (fid,))
             if new is not None:
-                by_event = Counter(keep["event"].to_pylist())
+                by_event = _count_events(keep)
                 catalog.execute(
                     "UPDATE files SET state = 'live', rows = ?, by_event = ? WHERE id = ?",
                     (keep.num_rows, orjson.dumps(dict(by_event)).decode(), new[0]))
@@ -327,13 +347,3 @@ def _erase_in_parquet(data_dir: Path, catalog: sqlite3.Connection, crypto: Parqu
         catalog.execute("DELETE FROM files WHERE id = ?", (fid,))
         deleted += n_hit
     return deleted
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    cols: list[Any] = []
-    for f in schema:
-        if f.name in table.column_names:
-            cols.append(table[f.name].cast(f.type))
-        else:
-            cols.append(pa.nulls(table.num_rows, f.type))
-    return pa.Table.from_arrays(cols, schema=schema)
