@@ -128,19 +128,6 @@ def layout_epochs(source: Source, column: str) -> int | None:
     return None
 
 
-def _group_id(unit: str, typ: pa.DataType) -> str:
-    """What the engine groups a unit's rows by: the unit itself, or for text units its 64-bit
-    ``hash()``. Grouping ~10M rows on a 64-bit integer instead of 32-character pseudonyms
-    takes about 40 % less time (``benchmarks/dp_aggregate.py``). Two units whose hashes collide
-    (about n²/2⁶⁵: 3·10⁻¹⁰ for 100k units) are bounded together as one unit, which keeps every
-    sensitivity bound (a person's rows are still within one bounded unit) and only costs
-    utility; the order that picks partitions still hashes the unit's own text (``__u``)."""
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_binary(typ) \
-            or pa.types.is_large_binary(typ) or pa.types.is_string_view(typ):
-        return f"hash({unit})"
-    return unit
-
-
 class DuckDBEngine:
     """Runs bounded plans in an in-process DuckDB (a fresh connection per call)."""
 
@@ -249,7 +236,13 @@ class DuckDBEngine:
              ) -> tuple[str, list[Any]]:
         where, params = self._where(plan, schema)
         unit = q(plan.unit)
-        cols = [f"{unit} AS __u", f"{_group_id(unit, schema.field(plan.unit).type)} AS __g"]
+        # __g, what a unit's rows are grouped by, is the unit's 64-bit hash(): grouping ~10M rows
+        # on it takes ~40 % less time than on 32-character pseudonym text and ~5 % less than on
+        # integer ids (alternated A/B, BENCHMARKS.md). On 64-bit integers it is a bijection; two
+        # text units whose hashes collide (~n²/2⁶⁵: 3·10⁻¹⁰ for 100k units) are bounded together
+        # as one unit, which keeps every sensitivity bound (a person's rows stay within one
+        # bounded unit) and only costs utility. The L0 order hashes the unit's own value (__u).
+        cols = [f"{unit} AS __u", f"hash({unit}) AS __g"]
         cols += [f"{self._key_expr(k, schema)} AS {q(f'k{i}')}" for i, k in enumerate(plan.keys)]
         if plan.value and plan.clamp:
             v = f"CAST({q(plan.value)} AS DOUBLE)"
