@@ -102,20 +102,6 @@ def is_ordered_spark_type(simple_string: str) -> bool:
     return bool(_ORDERED.match(simple_string.lower()))
 
 
-def _from_arrow(spark: SparkSession, table: pa.Table) -> DataFrame:
-    # Spark has no large/view string or dictionary types: normalize before handing over
-    # (as anonymetry.analytics.engines.spark does for its Arrow sources)
-    fields = []
-    for f in table.schema:
-        t = f.type
-        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-            t = pa.string()
-        elif pa.types.is_dictionary(t):
-            t = t.value_type
-        fields.append(pa.field(f.name, t, f.nullable))
-    return spark.createDataFrame(table.cast(pa.schema(fields)))
-
-
 def spark_frame(data: SparkData, spark: SparkSession | None = None) -> DataFrame:
     """A Spark DataFrame for ``data`` (a DataFrame, a Parquet/CSV path, or a pyarrow Table)."""
     _functions()
@@ -125,7 +111,9 @@ def spark_frame(data: SparkData, spark: SparkSession | None = None) -> DataFrame
         return data
     session = _session(spark)
     if isinstance(data, pa.Table):
-        return _from_arrow(session, data)
+        from anonymetry.analytics.engines.spark import arrow_to_spark
+
+        return arrow_to_spark(session, data)
     if not isinstance(data, str | os.PathLike):
         raise InvalidParameter("risk (spark): pass a Spark DataFrame, a Parquet/CSV path or a "
                                "pyarrow Table")

@@ -53,7 +53,7 @@ from anonymetry.errors import InvalidParameter
 if TYPE_CHECKING:  # pyspark is the optional extra ``spark``; imported when a session is needed
     from pyspark.sql import Column, DataFrame, SparkSession
 
-__all__ = ["SparkEngine", "local_session"]
+__all__ = ["SparkEngine", "arrow_to_spark", "local_session"]
 
 VALUE_BUCKET_OFFSET = 21  # as in the DuckDB engine's value profile
 
@@ -102,6 +102,23 @@ def local_session(master: str = "local[2]", *, shuffle_partitions: int = 4,
     return spark
 
 
+
+def arrow_to_spark(spark: SparkSession, table: pa.Table | pa.RecordBatchReader) -> DataFrame:
+    """``table`` as a Spark DataFrame. Spark has no large/view string or dictionary types, so
+    those columns are cast to plain strings / their value type first."""
+    if isinstance(table, pa.RecordBatchReader):
+        table = table.read_all()
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            t = pa.string()
+        elif pa.types.is_dictionary(t):
+            t = t.value_type
+        fields.append(pa.field(f.name, t, f.nullable))
+    return spark.createDataFrame(table.cast(pa.schema(fields)))
+
+
 class SparkEngine:
     """Runs bounded plans on a SparkSession (Spark SQL over temporary views)."""
 
@@ -138,19 +155,7 @@ class SparkEngine:
         raise InvalidParameter(f"source: unsupported kind {source.kind}")  # pragma: no cover
 
     def _from_arrow(self, table: pa.Table) -> DataFrame:
-        if isinstance(table, pa.RecordBatchReader):
-            table = table.read_all()
-        # Spark has no unsigned or large/view string types: normalize before handing over
-        fields = []
-        for f in table.schema:
-            t = f.type
-            if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-                t = pa.string()
-            elif pa.types.is_dictionary(t):
-                t = t.value_type
-            fields.append(pa.field(f.name, t, f.nullable))
-        table = table.cast(pa.schema(fields))
-        return self.spark.createDataFrame(table)
+        return arrow_to_spark(self.spark, table)
 
     def _jvm_has_class(self, name: str) -> bool:
         try:
