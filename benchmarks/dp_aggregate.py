@@ -27,6 +27,10 @@ unclamped) per-partition values, averaged over partitions and ``--reps`` repetit
 anonymetry and PipelineDP are compared on the *same* subsample (same data, bounds and ε), and
 anonymetry's error on the full data is reported too.
 
+Time against the user-level floor: the host's speed drifts, so besides the separately timed
+medians, ``--reps`` pairs (floor, then ours, back to back) are timed and the ≤ 2× target is
+judged on the median of the pairs' ratios.
+
 Results print as a table and are written to ``.bench/dp_aggregate.json``. Data generation is
 seeded (``# not-privacy``): it makes synthetic benchmark data, never noise.
 """
@@ -295,18 +299,46 @@ def rel_errors(
 # --------------------------------------------------------------------------- floors
 
 
+def user_level_floor_sql(src: str) -> str:
+    """The user-level floor: ``GROUP BY unit, partition`` then ``GROUP BY partition``."""
+    return f"""
+        SELECT {BY}, count(*) AS units, sum(n) AS n, sum(s) / sum(n) AS m FROM (
+            SELECT {UNIT}, {BY}, count(*) AS n, sum({VALUE}) AS s
+            FROM read_parquet('{src}') GROUP BY {UNIT}, {BY}
+        ) GROUP BY {BY}
+    """
+
+
+def paired_floor_ratios(path: Path, partitions: list[str], engine: Any, reps: int
+                        ) -> list[float]:
+    """Our time over the user-level floor's, each pair timed back to back (floor, then ours):
+    the host's speed drifts by ±30 % from minute to minute here, which the two separately timed
+    medians absorb into their ratio and a pair mostly does not."""
+    from anonymetry.analytics import Source, SourceKind, run_query
+
+    con = _con()
+    sql = user_level_floor_sql(glob_of(path))
+    spec = _our_spec(partitions)
+    source = Source(SourceKind.PARQUET, glob_of(path))
+    con.execute(sql).fetchall()
+    run_query(spec, source, engine=engine)
+    ratios = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        con.execute(sql).fetchall()
+        t1 = time.perf_counter()
+        run_query(spec, source, engine=engine)
+        ratios.append((time.perf_counter() - t1) / (t1 - t0))
+    return ratios
+
+
 def floors(path: Path, reps: int) -> dict[str, dict[str, Any]]:
     con = _con()
     src = glob_of(path)
     plain = (
         f"SELECT {BY}, count(*) AS n, avg({VALUE}) AS m FROM read_parquet('{src}') GROUP BY {BY}"
     )
-    user_level = f"""
-        SELECT {BY}, count(*) AS units, sum(n) AS n, sum(s) / sum(n) AS m FROM (
-            SELECT {UNIT}, {BY}, count(*) AS n, sum({VALUE}) AS s
-            FROM read_parquet('{src}') GROUP BY {UNIT}, {BY}
-        ) GROUP BY {BY}
-    """
+    user_level = user_level_floor_sql(src)
     # the same floor grouping units by their 64-bit hash, as anonymetry's DuckDB plan does for
     # text units: the least work of *that* plan shape (reported next to the issue's floor)
     user_level_hashed = f"""
@@ -604,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
             errors_sample=rel_errors(same["results"], true_sample),
             extra={"bounding_bias": full["bounding_bias"],
                    "budget_split": full["budget_split"]}))
+        paired = paired_floor_ratios(path, partitions, engine, args.reps)
+        entries[-1].extra["paired_floor_ratios"] = paired
         # PipelineDP spends all of ε on the values; the same without our bias report
         bare = run_ours(path, partitions, engine, args.reps, diagnostics=False)
         bare_same = run_ours(sample_path, partitions, engine, max(args.reps, args.error_reps),
@@ -742,9 +776,12 @@ def summarize(entries: list[Entry], args: argparse.Namespace, profile: dict[str,
                 # the most any plan that does that floor's work could show
                 targets[f"ceiling: {name} throughput / PipelineDP"] = {
                     "value": by[name].rows_per_s() / pdp.rows_per_s(), "met": None}
-    if ours and "floor_user_level" in by:
-        r = ours.median / by["floor_user_level"].median
-        targets["time <= 2x user-level floor"] = {"value": r, "met": r <= 2.0}
+    if ours and ours.extra.get("paired_floor_ratios"):
+        # judged on back-to-back pairs (see paired_floor_ratios); the ratio of the separately
+        # timed medians is in `ratios`
+        r = statistics.median(ours.extra["paired_floor_ratios"])
+        ratios["anonymetry_duckdb_time / floor_user_level, paired reps (median)"] = r
+        targets["time <= 2x user-level floor (paired reps)"] = {"value": r, "met": r <= 2.0}
     return {
         "query": {"metrics": ["count", "mean"], "by": BY, "unit": UNIT, "L0": L0, "Linf": LINF,
                   "clamp": CLAMP, "epsilon": EPSILON, "partitions": "public (all listed)",

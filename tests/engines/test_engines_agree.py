@@ -11,7 +11,6 @@ produce the same contribution profiles for ``suggest-bounds``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 
 from anonymetry.analytics import DuckDBEngine, QuerySpec, Source, SourceKind, compile_query
 from anonymetry.analytics.engines.base import Engine
+from anonymetry.analytics.engines.order import unit_hash
 from anonymetry.analytics.engines.spark import SparkEngine
 from anonymetry.analytics.plan import BoundedAggregates, BoundedPlan
 from anonymetry.analytics.spec import LinfMode
@@ -116,53 +116,59 @@ def run(engine: Engine, plan: BoundedPlan) -> dict[str, Any]:
 
 # -- the salted order -----------------------------------------------------------------------------
 
-def _probe_source() -> tuple[Source, list[tuple[str, str]]]:
-    """Eight units with three partitions each; L0 = 1 keeps one partition per unit."""
-    units = [f"unit{i}" for i in range(8)]
+def _probe_source(units: list[Any]) -> tuple[Source, list[tuple[Any, str]]]:
+    """Units with three partitions each; L0 = 1 keeps one partition per unit."""
     rows = [(u, p) for u in units for p in ("a", "b", "c")]
     table = pa.table({"user": [u for u, _ in rows], "event": [p for _, p in rows]})
     return Source(SourceKind.ARROW, obj=table), rows
 
 
-def _choice(engine: Engine, salt: int) -> set[tuple[str, str]] | None:
-    source = _probe_source()[0]
+TEXT_UNITS = [f"unit{i}" for i in range(8)]
+INT_UNITS = [0, 1, -1, 2**63 - 1, -(2**63), 4_000_000_007, -123_456_789_012, 42]
+
+
+def _choice(engine: Engine, units: list[Any], salt: int) -> set[tuple[str, str]] | None:
+    source = _probe_source(units)[0]
     spec = QuerySpec.build(metrics=["count"], by=["event", "user"], epsilon=1.0, delta=1e-6,
                            max_partitions=1, max_per_partition=1)
-    # group by (event, user) so each kept (unit, partition) shows up as its own row; the
-    # partition of the L0 order is the pair's key, so hash input is 'unit␟event␟unit␟salt'
+    # group by (event, user) so each kept (unit, partition) shows up as its own row
     plan = dataclasses.replace(compile_query(spec, source, DuckDBEngine()).plan, salt=salt,
                                diagnostics=False)
     out = engine.aggregate(plan).partitions.to_pylist()
-    return {(r["user"], r["event"]) for r in out} if out else None
+    return {(str(r["user"]), r["event"]) for r in out} if out else None
 
 
-def _md5_choice_pairs(salt: int) -> set[tuple[str, str]]:
-    rows = _probe_source()[1]
-    best: dict[str, tuple[str, str]] = {}
-    for u, p in rows:
-        h = hashlib.md5(f"{u}\x1f{p}\x1f{u}\x1f{salt}".encode()).hexdigest()
-        if u not in best or h < best[u][0]:
-            best[u] = (h, p)
-    return {(u, p) for u, (_, p) in best.items()}
+def _rotation_choice(units: list[Any], salt: int) -> set[tuple[str, str]]:
+    """The documented rule (``engines.order``): a unit's partitions sorted by key text, the one
+    at position ``unit_hash mod n`` ranks first; L0 = 1 keeps it."""
+    rows = _probe_source(units)[1]
+    out = set()
+    for u in units:
+        keys = sorted((p, str(u)) for uu, p in rows if uu == u)
+        event, user = keys[unit_hash(u, salt) % len(keys)]
+        out.add((user, event))
+    return out
 
 
 SALTS = (3, 2**62 + 11)
 
 
+@pytest.mark.parametrize("units", [TEXT_UNITS, INT_UNITS], ids=["text", "int64"])
 @pytest.mark.parametrize("which", ["duckdb", "spark"])
-def test_engine_keeps_the_partitions_of_the_portable_salted_order(
-        which: str, duck: DuckDBEngine, spark: SparkEngine) -> None:
-    """Which partition a unit keeps under L0 is the md5 order of ``engines.order``, on both
-    engines (2 salts, 8 units each: another order agrees by chance with probability ≤ 3^-16)."""
+def test_engine_keeps_the_partitions_of_the_portable_salted_rotation(
+        which: str, units: list[Any], duck: DuckDBEngine, spark: SparkEngine) -> None:
+    """Which partition a unit keeps under L0 is the salted rotation of ``engines.order``, on
+    both engines, for text and 64-bit integer units (extremes and negatives included; 2 salts,
+    8 units each: another choice agrees by chance with probability ≤ 3^-16)."""
     engine = duck if which == "duckdb" else spark
     for salt in SALTS:
-        assert _choice(engine, salt) == _md5_choice_pairs(salt)
+        assert _choice(engine, units, salt) == _rotation_choice(units, salt)
 
 
-def test_probe_depends_on_the_salt(spark: SparkEngine) -> None:
+@pytest.mark.parametrize("units", [TEXT_UNITS, INT_UNITS], ids=["text", "int64"])
+def test_probe_depends_on_the_salt(units: list[Any]) -> None:
     """The probe can fail: different salts choose different partitions."""
-    choices = {frozenset(_md5_choice_pairs(s)) for s in SALTS}
-    assert len(choices) > 1
+    assert len({frozenset(_rotation_choice(units, s)) for s in SALTS}) > 1
 
 
 # -- the scenario table ---------------------------------------------------------------------------

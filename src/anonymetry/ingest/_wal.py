@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS files(
     epoch INTEGER NOT NULL,
     state TEXT NOT NULL,
     rows INTEGER NOT NULL DEFAULT 0,
-    by_event TEXT NOT NULL DEFAULT '{}');
+    by_event TEXT NOT NULL DEFAULT '{}',
+    retired_at REAL);
 CREATE TABLE IF NOT EXISTS upto(segment TEXT PRIMARY KEY, chunk INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dedup(key TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters(
@@ -163,6 +164,10 @@ def init_segment(conn: sqlite3.Connection) -> None:
 
 def init_catalog(conn: sqlite3.Connection) -> None:
     _init(conn, _CATALOG_DDL)
+    # catalogs made before merging existed: when a merge retired a file (unlinked later)
+    if "retired_at" not in {row[1] for row in conn.execute("PRAGMA table_info(files)")}:
+        with contextlib.suppress(sqlite3.OperationalError):  # a peer process added it first
+            conn.execute("ALTER TABLE files ADD COLUMN retired_at REAL")
 
 
 def chunk_aad(segment: str, chunk: int, epoch: int, n: int) -> bytes:

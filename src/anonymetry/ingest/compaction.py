@@ -18,6 +18,16 @@ retry of a compacted event is still a duplicate; keys of epochs older than the p
 ``max_age_days`` (whose events the collector rejects anyway) are pruned.
 
 Chunks of destroyed epochs cannot be decrypted; compaction deletes them (they were shredded).
+
+Compaction every minute writes many small files. After moving WAL rows, compaction merges an
+epoch's small live files (< ``SMALL_ROWS`` rows) once there are ``MERGE_MIN_FILES`` of them, into
+files of up to ``TARGET_ROWS`` rows (size-tiered: only files of one size tier are merged
+together). The swap is crash-safe: the merged file is written ``pending``; one catalog
+transaction marks it ``live`` and its inputs ``merged`` with the time (readers list either all
+inputs or the merged file, never both). The inputs stay on disk for ``MERGED_GRACE_S`` so that a
+reader that listed them before the swap can still read them, and a later run unlinks them; an
+erasure unlinks them at once (they hold the erased rows too). Rows, counters and dedup keys do
+not change. A file that does not authenticate is left where it is (readers name it).
 """
 
 from __future__ import annotations
@@ -51,9 +61,13 @@ from anonymetry.policy import Policy
 from anonymetry.privacy import Keyring, Sealer
 from anonymetry.privacy.parquet_crypto import ParquetCrypto
 
-__all__ = ["compact", "delete_device"]
+__all__ = ["compact", "delete_device", "merge_small_files"]
 
 _ROUND_CHUNKS = 2000  # chunks per compaction round (bounds memory)
+SMALL_ROWS = 256 * 1024  # a live file below this many rows is a merge candidate
+MERGE_MIN_FILES = 8  # an epoch's small files are merged once there are this many
+TARGET_ROWS = 1024 * 1024  # rows per merged file at most (bounds memory)
+MERGED_GRACE_S = 600.0  # merged inputs stay readable this long for readers that listed them
 
 
 def _catalog(data_dir: Path) -> sqlite3.Connection:
@@ -117,8 +131,9 @@ def _prune_dedup(catalog: sqlite3.Connection, policy: Policy) -> None:
 
 
 def compact(data_dir: Path, policy: Policy, keyring: Keyring, *,
-            instance: str = "compactor") -> int:
-    """Move every compactable WAL row of ``data_dir`` into Parquet; return rows moved."""
+            instance: str = "compactor", merge: bool = True) -> int:
+    """Move every compactable WAL row of ``data_dir`` into Parquet, then (``merge``) merge each
+    epoch's small files; return rows moved."""
     data_dir = Path(data_dir)
     wal_dir = data_dir / "wal"
     schema = stored_schema(policy)
@@ -142,9 +157,111 @@ def compact(data_dir: Path, policy: Policy, keyring: Keyring, *,
                 finally:
                     seg.close()
             _prune_dedup(catalog, policy)
+            if merge:
+                _merge_small_files(data_dir, catalog, crypto, schema, instance)
         finally:
             catalog.close()
     return moved
+
+
+def merge_small_files(data_dir: Path, policy: Policy, keyring: Keyring, *,
+                      instance: str = "compactor", min_files: int = MERGE_MIN_FILES
+                      ) -> tuple[int, int]:
+    """Merge every epoch's small Parquet files (see the module docstring) now, under the
+    compaction lock; returns (files merged, files written)."""
+    data_dir = Path(data_dir)
+    with _wal.compaction_lock(data_dir / "wal"):
+        catalog = _catalog(data_dir)
+        try:
+            _drop_pending(data_dir, catalog)
+            return _merge_small_files(data_dir, catalog, ParquetCrypto(keyring),
+                                      stored_schema(policy), instance, min_files=min_files)
+        finally:
+            catalog.close()
+
+
+def _merge_groups(files: list[tuple[int, str, int]]) -> list[list[tuple[int, str, int]]]:
+    """Consecutive runs of (id, path, rows) with at most ``TARGET_ROWS`` rows, ≥ 2 files each."""
+    groups: list[list[tuple[int, str, int]]] = [[]]
+    total = 0
+    for f in files:
+        if groups[-1] and total + f[2] > TARGET_ROWS:
+            groups.append([])
+            total = 0
+        groups[-1].append(f)
+        total += f[2]
+    return [g for g in groups if len(g) > 1]
+
+
+def _unlink_merged(data_dir: Path, catalog: sqlite3.Connection, *, grace: float,
+                   epochs: list[int] | None = None) -> None:
+    """Unlink merge inputs retired more than ``grace`` seconds ago (of ``epochs``, or all)."""
+    sql = "SELECT id, path FROM files WHERE state = 'merged' AND retired_at <= ?"
+    args: list[float | int] = [time.time() - grace]
+    if epochs is not None:
+        sql += f" AND epoch IN ({','.join('?' * len(epochs))})"
+        args += epochs
+    for fid, rel in catalog.execute(sql, args).fetchall():
+        (data_dir / rel).unlink(missing_ok=True)
+        catalog.execute("DELETE FROM files WHERE id = ?", (fid,))
+
+
+def _tier(rows: int) -> int:
+    """Size tier: files of a tier hold MERGE_MIN_FILES^t … MERGE_MIN_FILES^(t+1) rows."""
+    tier = 0
+    while rows >= MERGE_MIN_FILES:
+        rows //= MERGE_MIN_FILES
+        tier += 1
+    return tier
+
+
+def _merge_small_files(data_dir: Path, catalog: sqlite3.Connection, crypto: ParquetCrypto,
+                       schema: pa.Schema, instance: str, *, min_files: int = MERGE_MIN_FILES
+                       ) -> tuple[int, int]:
+    _unlink_merged(data_dir, catalog, grace=MERGED_GRACE_S)
+    # size-tiered: only files of one tier are merged together, so a row is rewritten about
+    # once per tier (log8 of SMALL_ROWS: ≤ 6 times), not each time a small file appears
+    tiers: dict[tuple[int, int], list[tuple[int, str, int]]] = {}
+    for fid, rel, epoch, rows in catalog.execute(
+            "SELECT id, path, epoch, rows FROM files WHERE state = 'live' AND rows < ? "
+            "ORDER BY id", (SMALL_ROWS,)).fetchall():
+        tiers.setdefault((epoch, _tier(rows)), []).append((fid, rel, rows))
+    merged = written = 0
+    for (epoch, _), small in sorted(tiers.items()):
+        if len(small) < max(2, min_files):
+            continue
+        for group in _merge_groups(small):
+            tables, inputs = [], []
+            for fid, rel, _ in group:
+                try:
+                    table = pq.read_table(data_dir / rel,
+                                          decryption_properties=crypto.decryption_properties())
+                except (OSError, ValueError, pa.ArrowException):
+                    continue  # damaged or missing: stays live, and readers report it
+                tables.append(conform(table, schema))
+                inputs.append((fid, rel))
+            if len(inputs) < 2:
+                continue
+            table = pa.concat_tables(tables)
+            new_id, _ = _write_parquet(data_dir, catalog, crypto, epoch, table, instance)
+            catalog.execute("BEGIN IMMEDIATE")
+            try:
+                catalog.execute("UPDATE files SET state = 'live', rows = ?, by_event = ? "
+                                "WHERE id = ?", (table.num_rows,
+                                                 orjson.dumps(_count_events(table)).decode(),
+                                                 new_id))
+                now = time.time()
+                catalog.executemany(
+                    "UPDATE files SET state = 'merged', retired_at = ? WHERE id = ?",
+                    [(now, fid) for fid, _ in inputs])
+                catalog.execute("COMMIT")
+            except BaseException:
+                if catalog.in_transaction:
+                    catalog.execute("ROLLBACK")
+                raise
+            merged += len(inputs)
+            written += 1
+    return merged, written
 
 
 def _compact_round(data_dir: Path, segment: str, seg: sqlite3.Connection,
@@ -261,6 +378,7 @@ def delete_device(data_dir: Path, keyring: Keyring, device_by_epoch: Mapping[int
         catalog = _catalog(data_dir)
         try:
             _drop_pending(data_dir, catalog)
+            _unlink_merged(data_dir, catalog, grace=0.0, epochs=list(targets))
             schema = stored_schema(policy) if policy is not None else None
             deleted += _erase_in_parquet(data_dir, catalog, crypto, targets, schema, instance)
         finally:

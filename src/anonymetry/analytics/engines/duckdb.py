@@ -5,16 +5,17 @@ The plan (measured in ``benchmarks/dp_plan_floor.py``)::
     src     scan + filter + derive keys + clamp        (vectorized scan, no per-row Python)
     up      GROUP BY hash(unit), partition             (the user-level floor's work, on 64-bit
                                                         ids instead of pseudonym text)
-    ranked  QUALIFY row_number() OVER (PARTITION BY hash(unit)
-                                       ORDER BY md5(unit ␟ partition ␟ salt)) ≤ L0
-            on the (unit, partition) groups — ~#units·#partitions rows, not #rows; the same
-            window partitioning also sums the unit's raw rows for the bias report
+    ranked  row_number() OVER (PARTITION BY hash(unit) ORDER BY partition) and the unit's
+            number of groups n, on the (unit, partition) groups — ~#units·#partitions rows,
+            not #rows; kept: a salted rotation of that order ranks ≤ L0 (``order``); the
+            same window partitioning also sums the unit's raw rows for the bias report
     out     GROUP BY partition with min(c, L∞) row weights
 
 so bounding costs one window over the already aggregated (unit, partition) table instead of a
-window over every row, and only kept groups are materialized. With ``LinfMode.SAMPLE`` the L∞
-rows are chosen by a second window over rows ordered by ``hash(row, salt)`` (slower; kept for
-literal row sampling).
+window over every row, and only kept groups are materialized. Integer units need no hash at all
+(an exact integer mix); other units one md5 of the unit's text per group. With
+``LinfMode.SAMPLE`` the L∞ rows are chosen by a second window over rows ordered by
+``md5(row, salt)`` (slower; kept for literal row sampling).
 
 The salt is a fresh 63-bit value from :mod:`secrets` per query (drawn by the compiler), so the
 order that decides which partitions and rows a unit keeps cannot be predicted or replayed, and
@@ -24,14 +25,21 @@ it depends on the unit's own rows only.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import threading
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from anonymetry.analytics.engines.order import salted_order_sql
+from anonymetry.analytics.engines.order import (
+    integer_unit,
+    l0_rank_sql,
+    salted_order_sql,
+    unit_hash_sql,
+)
 from anonymetry.analytics.plan import (
     Agg,
     BoundedAggregates,
@@ -130,31 +138,52 @@ def layout_epochs(source: Source, column: str) -> int | None:
 
 
 class DuckDBEngine:
-    """Runs bounded plans in an in-process DuckDB (a fresh connection per call)."""
+    """Runs bounded plans in an in-process DuckDB: one in-memory database per engine (created on
+    first use, again after a fork), a fresh connection to it per call. Reusing the database spares
+    each query DuckDB's start-up (thread pool, allocator warm-up): ~8 % of a 10M-row query,
+    alternated A/B in ``BENCHMARKS.md``. Nothing outlives a call: sources, public lists and
+    temporary tables are the call's connection's own (temporary views and registrations)."""
 
     name = "duckdb"
 
     def __init__(self, *, threads: int | None = None, memory_limit: str | None = None) -> None:
         self.threads = threads
         self.memory_limit = memory_limit
+        self._lock = threading.Lock()
+        self._database: duckdb.DuckDBPyConnection | None = None
+        self._pid = 0
+
+    def close(self) -> None:
+        """Release the engine's database (a later call opens a new one)."""
+        with self._lock:
+            if self._database is not None:
+                self._database.close()
+            self._database = None
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._database is None or self._pid != os.getpid():
+                database = duckdb.connect(":memory:")
+                # no result here depends on row order (every read aggregates); letting DuckDB
+                # drop it spares order bookkeeping in scans, joins and temp tables
+                _exec(database, "SET preserve_insertion_order = false")
+                if self.threads:
+                    _exec(database, f"SET threads = {int(self.threads)}")
+                if self.memory_limit:
+                    _exec(database, f"SET memory_limit = {_lit(self.memory_limit)}")
+                self._database, self._pid = database, os.getpid()
+            return self._database.cursor()
 
     # -- connection and source ---------------------------------------------------------------
     def _connect(self, source: Source, public: pa.Table | None = None) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(":memory:")
-        # no result here depends on row order (every read aggregates); letting DuckDB drop it
-        # spares order bookkeeping in scans, joins and temp tables
-        _exec(con, "SET preserve_insertion_order = false")
-        if self.threads:
-            _exec(con, f"SET threads = {int(self.threads)}")
-        if self.memory_limit:
-            _exec(con, f"SET memory_limit = {_lit(self.memory_limit)}")
+        con = self._cursor()
         with contextlib.suppress(duckdb.Error):  # no ICU: timestamps are naive UTC already
             _exec(con, "SET TimeZone = 'UTC'")
         path = _lit(str(source.path))
         if source.kind is SourceKind.PARQUET:
-            _exec(con, f"CREATE VIEW __src AS SELECT * FROM read_parquet({path})")
+            _exec(con, f"CREATE TEMP VIEW __src AS SELECT * FROM read_parquet({path})")
         elif source.kind is SourceKind.CSV:
-            _exec(con, f"CREATE VIEW __src AS SELECT * FROM read_csv_auto({path})")
+            _exec(con, f"CREATE TEMP VIEW __src AS SELECT * FROM read_csv_auto({path})")
         elif source.kind is SourceKind.ARROW:
             con.register("__src", source.obj)
         elif source.kind is SourceKind.STORE:
@@ -271,9 +300,10 @@ class DuckDBEngine:
         return sql, params
 
     def _ranked_sql(self, plan: BoundedPlan, schema: pa.Schema) -> tuple[str, list[Any]]:
-        """``__g, k…, __u, __c (kept rows ≤ L∞ or weight base), __craw, sums…, __r, __uraw``
-        per *kept* (unit, partition): the L0 choice is a QUALIFY on the window that ranks a unit's
-        groups, and ``__uraw`` (the unit's rows before any bounding, a window sum over the same
+        """``__g, k…, __u, __c (kept rows ≤ L∞ or weight base), __craw, sums…, __uraw, __r``
+        per *kept* (unit, partition): one window partitioning by unit numbers a unit's groups in
+        key order and counts them, the L0 rank is their salted rotation (:mod:`.order`), and
+        ``__uraw`` (the unit's rows before any bounding, a window sum over the same
         partitioning) lets the bias report see the dropped groups without keeping them."""
         keys = [q(f"k{i}") for i in range(len(plan.keys))]
         group = ", ".join(["__g", *keys])
@@ -294,14 +324,21 @@ class DuckDBEngine:
             if Agg.CSQ in plan.aggs:
                 aggs.append(f"sum((__v - {mid}) * (__v - {mid})) AS __cq")
             aggs.append("sum(__cl) AS __ncl")
-        order = salted_order_sql(["any_value(__u)", *keys], plan.salt)
         craw = "max(__craw)" if sample else "count(*)"
-        sql = (f"SELECT {group}, {', '.join(aggs)}, "
-               f"row_number() OVER (PARTITION BY __g ORDER BY {order}) AS __r, "
-               f"sum({craw}) OVER (PARTITION BY __g) AS __uraw "
-               f"FROM ({src}) AS s GROUP BY {group}")
+        h = unit_hash_sql("any_value(__u)", plan.salt, integer=integer_unit(schema, plan.unit),
+                          dialect="duckdb")
+        # no keys: one group per unit, at position 0
+        pos = (f"row_number() OVER (PARTITION BY __g ORDER BY "
+               f"{', '.join(f'{k} NULLS FIRST' for k in keys)}) - 1" if keys else "0")
+        inner = (f"SELECT {group}, {', '.join(aggs)}, {h} AS __uh, "
+                 f"{pos} AS __pos, "
+                 f"count(*) OVER (PARTITION BY __g) AS __n, "
+                 f"sum({craw}) OVER (PARTITION BY __g) AS __uraw "
+                 f"FROM ({src}) AS s GROUP BY {group}")
+        sql = (f"SELECT * EXCLUDE (__uh, __pos, __n), {l0_rank_sql('__pos', '__n', '__uh')} AS __r "
+               f"FROM ({inner}) AS g")
         if plan.bounding:  # only kept (unit, partition) groups leave; __uraw keeps the unit's total
-            sql += f" QUALIFY __r <= {plan.bounds.max_partitions}"
+            sql += f" WHERE {l0_rank_sql('__pos', '__n', '__uh')} <= {plan.bounds.max_partitions}"
         return sql, params
 
     def _weight(self, plan: BoundedPlan) -> str:

@@ -6,12 +6,13 @@ return the same pre-noise aggregates (``tests/engines/test_engines_agree.py``)::
     src     scan + filter + derive keys + clamp          (DataFrame ops, literals bound as
                                                           Spark literals, never spliced)
     up      GROUP BY unit, partition                     (one shuffle: the user-level floor)
-    ranked  row_number() OVER (PARTITION BY unit ORDER BY salted md5(unit, partition))
+    ranked  row_number() OVER (PARTITION BY unit ORDER BY partition), the unit's group count,
+            and the salted rotation of that order as the L0 rank (``order``)
     out     WHERE rank ≤ L0, GROUP BY partition with min(c, L∞) row weights
 
 With ``LinfMode.SAMPLE`` a unit's rows in a partition are first ranked by a salted md5 of the
-whole row and only the first L∞ kept. The order is :func:`.order.salted_order_sql`, which
-DuckDB evaluates identically. Everything is Spark SQL or DataFrame expressions: no Python UDF,
+whole row and only the first L∞ kept (:func:`.order.salted_order_sql`). DuckDB evaluates both
+orders identically. Everything is Spark SQL or DataFrame expressions: no Python UDF,
 no per-row Python.
 
 Sources: Parquet and CSV files are read by Spark itself. The event store's Parquet files are
@@ -38,7 +39,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from anonymetry.analytics.engines.order import salted_order_sql
+from anonymetry.analytics.engines.order import (
+    integer_unit,
+    l0_rank_sql,
+    salted_order_sql,
+    unit_hash_sql,
+)
 from anonymetry.analytics.plan import (
     Agg,
     BoundedAggregates,
@@ -301,8 +307,9 @@ class SparkEngine:
                 for i in range(len(plan.keys))}
         return self._from_arrow(pa.table(cols))
 
-    def _ranked_sql(self, plan: BoundedPlan, src: str) -> str:
-        """``__u, k…, __c, __craw, sums…, __r`` per (unit, partition), as the DuckDB engine."""
+    def _ranked_sql(self, plan: BoundedPlan, src: str, schema: pa.Schema) -> str:
+        """``__u, k…, __c, __craw, sums…, __r`` per (unit, partition), as the DuckDB engine: the
+        same key order, unit hash and rotation (:mod:`.order`), so the same L0 choice."""
         keys = [f"k{i}" for i in range(len(plan.keys))]
         group = ", ".join(["__u", *keys])
         sample = plan.linf_mode is LinfMode.SAMPLE and plan.bounding
@@ -322,10 +329,18 @@ class SparkEngine:
             if Agg.CSQ in plan.aggs:
                 aggs.append(f"sum((__v - {mid}) * (__v - {mid})) AS __cq")
             aggs.append("sum(__cl) AS __ncl")
-        order = salted_order_sql(["__u", *keys], plan.salt)
-        return (f"SELECT {group}, {', '.join(aggs)}, "
-                f"row_number() OVER (PARTITION BY __u ORDER BY {order}) AS __r "
-                f"FROM {base} AS s GROUP BY {group}")
+        h = unit_hash_sql("__u", plan.salt, integer=integer_unit(schema, plan.unit),
+                          dialect="spark")
+        # no keys: one group per unit, at position 0
+        pos = (f"row_number() OVER (PARTITION BY __u ORDER BY "
+               f"{', '.join(f'{k} ASC NULLS FIRST' for k in keys)}) - 1" if keys else "0")
+        inner = (f"SELECT {group}, {', '.join(aggs)}, {h} AS __uh, "
+                 f"{pos} AS __pos, "
+                 f"count(*) OVER (PARTITION BY __u) AS __n "
+                 f"FROM {base} AS s GROUP BY {group}")
+        cols = ", ".join([group, *(a.rsplit(" AS ", 1)[1] for a in aggs)])
+        return (f"SELECT {cols}, {l0_rank_sql('__pos', '__n', '__uh')} AS __r "
+                f"FROM ({inner}) AS g")
 
     @staticmethod
     def _weight(plan: BoundedPlan) -> str:
@@ -370,7 +385,7 @@ class SparkEngine:
         sample = plan.linf_mode is LinfMode.SAMPLE and plan.bounding
         src = self._src(plan, df, schema, with_hash=sample)
         with self._views(src=src) as v:
-            ranked = self.spark.sql(self._ranked_sql(plan, v["src"]))
+            ranked = self.spark.sql(self._ranked_sql(plan, v["src"], schema))
             need_ranked = plan.diagnostics or Agg.HIST in plan.aggs
             if need_ranked:
                 ranked = ranked.persist()
