@@ -11,6 +11,7 @@ Properties:
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -137,3 +138,15 @@ def test_files_of_different_size_tiers_are_not_merged_together(tmp_path: Path) -
     assert compaction.merge_small_files(tmp_path, POLICY, LocalKeyring(tmp_path / "keys")) == \
         (compaction.MERGE_MIN_FILES, 1)
     assert first in _files(tmp_path)  # the bigger file was not rewritten
+
+
+def test_store_compact_cli_reports_the_merge(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from anonymetry.cli.main import app
+
+    _small_files(tmp_path)
+    out = CliRunner().invoke(app, ["store", "compact", "--data", str(tmp_path), "--json"])
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout) == {"moved": 0, "merged_files": ROUNDS, "merged_into": 1}
+    assert seqs(tmp_path) == list(range(ROUNDS * 5))

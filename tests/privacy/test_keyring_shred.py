@@ -101,7 +101,7 @@ def test_store_compact_cli_moves_wal_rows(tmp_path: Path) -> None:
         store.append_blocking([_event(i, NEW) for i in range(12)])
     out = _cli("store", "compact", "--data", str(tmp_path), "--json")
     assert out.exit_code == 0, out.stderr
-    assert json.loads(out.stdout) == {"moved": 12}
+    assert json.loads(out.stdout) == {"moved": 12, "merged_files": 0, "merged_into": 0}
     stats = store_stats(tmp_path, LocalKeyring(tmp_path / "keys"))
     assert stats["parquet"]["rows"] == 12
     assert stats["wal"]["rows"] == 0

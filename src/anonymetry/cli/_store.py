@@ -8,6 +8,7 @@ import typer
 
 from anonymetry.cli._common import console, print_json
 from anonymetry.ingest.compaction import compact as compact_store
+from anonymetry.ingest.compaction import merge_small_files
 from anonymetry.ingest.reader import store_stats
 from anonymetry.policy import Policy, default_policy, load_policy
 from anonymetry.privacy import LocalKeyring
@@ -77,14 +78,17 @@ def compact(
     policy: Path | None = _POLICY,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Move acknowledged events from the WAL segments into encrypted Parquet partitions.
+    """Move acknowledged events from the WAL segments into encrypted Parquet partitions, then
+    merge each epoch's small Parquet files (size-tiered; rows do not change).
 
     Safe while collectors are running. Example: anonymetry store compact --data ./data
     """
     data = _data_dir(data)
-    moved = compact_store(data, policy_for(data, policy), LocalKeyring(data / "keys"),
-                          instance="cli")
+    pol, keyring = policy_for(data, policy), LocalKeyring(data / "keys")
+    moved = compact_store(data, pol, keyring, instance="cli", merge=False)
+    merged, written = merge_small_files(data, pol, keyring, instance="cli")
     if as_json:
-        print_json({"moved": moved})
+        print_json({"moved": moved, "merged_files": merged, "merged_into": written})
     else:
-        console.print(f"compacted {moved} rows into Parquet")
+        console.print(f"compacted {moved} rows into Parquet"
+                      + (f"; merged {merged} small files into {written}" if merged else ""))
