@@ -150,3 +150,15 @@ def test_store_compact_cli_reports_the_merge(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.stderr
     assert json.loads(out.stdout) == {"moved": 0, "merged_files": ROUNDS, "merged_into": 1}
     assert seqs(tmp_path) == list(range(ROUNDS * 5))
+
+
+def test_files_of_a_destroyed_epoch_are_not_merged_nor_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _small_files(tmp_path)
+    keyring = LocalKeyring(tmp_path / "keys")
+    keyring.destroy(EPOCH)
+    reads: list[object] = []
+    monkeypatch.setattr(compaction.pq, "read_table", lambda *a, **k: reads.append(a))
+    assert compaction.merge_small_files(tmp_path, POLICY, keyring) == (0, 0)
+    assert reads == []  # not even tried: every compaction would fail on them again
+    assert len(_files(tmp_path)) == ROUNDS  # left as they were: unreadable, counted as shredded

@@ -36,7 +36,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from itertools import chain, compress
 from operator import not_
 from pathlib import Path
@@ -158,7 +158,8 @@ def compact(data_dir: Path, policy: Policy, keyring: Keyring, *,
                     seg.close()
             _prune_dedup(catalog, policy)
             if merge:
-                _merge_small_files(data_dir, catalog, crypto, schema, instance)
+                _merge_small_files(data_dir, catalog, crypto, schema, instance,
+                                   destroyed=_destroyed(keyring))
         finally:
             catalog.close()
     return moved
@@ -175,7 +176,8 @@ def merge_small_files(data_dir: Path, policy: Policy, keyring: Keyring, *,
         try:
             _drop_pending(data_dir, catalog)
             return _merge_small_files(data_dir, catalog, ParquetCrypto(keyring),
-                                      stored_schema(policy), instance, min_files=min_files)
+                                      stored_schema(policy), instance, min_files=min_files,
+                                      destroyed=_destroyed(keyring))
         finally:
             catalog.close()
 
@@ -215,9 +217,13 @@ def _tier(rows: int) -> int:
     return tier
 
 
+def _destroyed(keyring: Keyring) -> set[int]:
+    return {e for e, state in keyring.epochs().items() if state == "destroyed"}
+
+
 def _merge_small_files(data_dir: Path, catalog: sqlite3.Connection, crypto: ParquetCrypto,
-                       schema: pa.Schema, instance: str, *, min_files: int = MERGE_MIN_FILES
-                       ) -> tuple[int, int]:
+                       schema: pa.Schema, instance: str, *, min_files: int = MERGE_MIN_FILES,
+                       destroyed: Collection[int] = ()) -> tuple[int, int]:
     _unlink_merged(data_dir, catalog, grace=MERGED_GRACE_S)
     # size-tiered: only files of one tier are merged together, so a row is rewritten about
     # once per tier (log8 of SMALL_ROWS: ≤ 6 times), not each time a small file appears
@@ -225,7 +231,8 @@ def _merge_small_files(data_dir: Path, catalog: sqlite3.Connection, crypto: Parq
     for fid, rel, epoch, rows in catalog.execute(
             "SELECT id, path, epoch, rows FROM files WHERE state = 'live' AND rows < ? "
             "ORDER BY id", (SMALL_ROWS,)).fetchall():
-        tiers.setdefault((epoch, _tier(rows)), []).append((fid, rel, rows))
+        if epoch not in destroyed:  # shredded files cannot be read, so are never merged
+            tiers.setdefault((epoch, _tier(rows)), []).append((fid, rel, rows))
     merged = written = 0
     for (epoch, _), small in sorted(tiers.items()):
         if len(small) < max(2, min_files):
