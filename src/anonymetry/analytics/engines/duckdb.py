@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from anonymetry.analytics.engines.order import (
     integer_unit,
+    l0_position_sql,
     l0_rank_sql,
     salted_order_sql,
     unit_hash_sql,
@@ -327,18 +328,15 @@ class DuckDBEngine:
         craw = "max(__craw)" if sample else "count(*)"
         h = unit_hash_sql("any_value(__u)", plan.salt, integer=integer_unit(schema, plan.unit),
                           dialect="duckdb")
-        # no keys: one group per unit, at position 0
-        pos = (f"row_number() OVER (PARTITION BY __g ORDER BY "
-               f"{', '.join(f'{k} NULLS FIRST' for k in keys)}) - 1" if keys else "0")
         inner = (f"SELECT {group}, {', '.join(aggs)}, {h} AS __uh, "
-                 f"{pos} AS __pos, "
+                 f"{l0_position_sql('__g', keys)} AS __pos, "
                  f"count(*) OVER (PARTITION BY __g) AS __n, "
                  f"sum({craw}) OVER (PARTITION BY __g) AS __uraw "
                  f"FROM ({src}) AS s GROUP BY {group}")
-        sql = (f"SELECT * EXCLUDE (__uh, __pos, __n), {l0_rank_sql('__pos', '__n', '__uh')} AS __r "
-               f"FROM ({inner}) AS g")
+        rank = l0_rank_sql("__pos", "__n", "__uh")
+        sql = f"SELECT * EXCLUDE (__uh, __pos, __n), {rank} AS __r FROM ({inner}) AS g"
         if plan.bounding:  # only kept (unit, partition) groups leave; __uraw keeps the unit's total
-            sql += f" WHERE {l0_rank_sql('__pos', '__n', '__uh')} <= {plan.bounds.max_partitions}"
+            sql += f" WHERE {rank} <= {plan.bounds.max_partitions}"
         return sql, params
 
     def _weight(self, plan: BoundedPlan) -> str:

@@ -47,7 +47,8 @@ from typing import Literal
 import pyarrow as pa
 
 __all__ = [
-    "MIX_PRIME", "integer_unit", "l0_rank_sql", "salted_order_sql", "unit_hash", "unit_hash_sql",
+    "MIX_PRIME", "integer_unit", "l0_position_sql", "l0_rank_sql", "salted_order_sql", "unit_hash",
+    "unit_hash_sql",
 ]
 
 Dialect = Literal["duckdb", "spark"]
@@ -100,6 +101,15 @@ def unit_hash_sql(expr: str, salt: int, *, integer: bool, dialect: Dialect) -> s
     p = MIX_PRIME
     a = f"(((({x} & {_M31}) * {_C1} + {hi}) % {p} * {_C2} + {top}) % {p})"
     return f"(({a} * {a} % {p} * {_C3} + {a}) % {p})"
+
+
+def l0_position_sql(unit: str, keys: Sequence[str]) -> str:
+    """SQL for the 0-based position of a (unit, partition) group among the unit's groups in key
+    order (bytewise, NULL first, spelled the same in both engines); 0 when there are no keys."""
+    if not keys:
+        return "0"
+    order = ", ".join(f"{k} ASC NULLS FIRST" for k in keys)
+    return f"(row_number() OVER (PARTITION BY {unit} ORDER BY {order}) - 1)"
 
 
 def l0_rank_sql(pos: str, n: str, h: str) -> str:

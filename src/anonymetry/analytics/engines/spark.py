@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from anonymetry.analytics.engines.order import (
     integer_unit,
+    l0_position_sql,
     l0_rank_sql,
     salted_order_sql,
     unit_hash_sql,
@@ -331,13 +332,9 @@ class SparkEngine:
             aggs.append("sum(__cl) AS __ncl")
         h = unit_hash_sql("__u", plan.salt, integer=integer_unit(schema, plan.unit),
                           dialect="spark")
-        # no keys: one group per unit, at position 0
-        pos = (f"row_number() OVER (PARTITION BY __u ORDER BY "
-               f"{', '.join(f'{k} ASC NULLS FIRST' for k in keys)}) - 1" if keys else "0")
         inner = (f"SELECT {group}, {', '.join(aggs)}, {h} AS __uh, "
-                 f"{pos} AS __pos, "
-                 f"count(*) OVER (PARTITION BY __u) AS __n "
-                 f"FROM {base} AS s GROUP BY {group}")
+                 f"{l0_position_sql('__u', keys)} AS __pos, "
+                 f"count(*) OVER (PARTITION BY __u) AS __n FROM {base} AS s GROUP BY {group}")
         cols = ", ".join([group, *(a.rsplit(" AS ", 1)[1] for a in aggs)])
         return (f"SELECT {cols}, {l0_rank_sql('__pos', '__n', '__uh')} AS __r "
                 f"FROM ({inner}) AS g")
