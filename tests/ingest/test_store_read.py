@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import orjson
 import pyarrow as pa
 
 from anonymetry.ingest import _wal
@@ -51,8 +52,7 @@ def _put_chunk(data: Path, segment: str, rows: list[Row], *, legacy: bool = Fals
             blob = sealer.seal(EPOCH, plain, _wal.chunk_aad(segment, chunk, EPOCH, len(rows)))
             conn.execute("INSERT INTO chunks(id, epoch, n, blob) VALUES(?, ?, ?, ?)",
                          (chunk, EPOCH, len(rows), blob))
-            conn.executemany("INSERT OR IGNORE INTO dedup(key, chunk, epoch) VALUES(?, ?, ?)",
-                             [(r.dedup, chunk, EPOCH) for r in rows])
+            _wal.add_dedup_run(conn, chunk, EPOCH, orjson.dumps([r.dedup for r in rows]))
             conn.executemany(_wal.COUNTER_UPSERT,
                              [("stored", r.event, EPOCH, 1) for r in rows])
     finally:

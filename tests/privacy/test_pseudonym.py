@@ -42,8 +42,9 @@ def test_is_not_a_plain_hash_of_the_identifier(keyring: LocalKeyring) -> None:
 
 def test_values_are_truncated_hmac_sha256_and_the_memo_changes_none(keyring: LocalKeyring
                                                                      ) -> None:
-    """Pinned against the stdlib's independent HMAC: stored pseudonyms and dedup keys must not
-    change when the implementation does; remembered ids give what fresh ones give."""
+    """Pinned against the stdlib's independent HMAC and BLAKE2s: stored pseudonyms and dedup
+    keys must not change when the implementation does; remembered ids give what fresh ones
+    give."""
     keys = keyring.keys(700, create=True)
     p = Pseudonymizer(keyring, cache_size=4)
     ids = [f"device-{i % 3}" for i in range(10)] + ["ü-\u00e9"]
@@ -53,8 +54,9 @@ def test_values_are_truncated_hmac_sha256_and_the_memo_changes_none(keyring: Loc
     assert p.devices([*ids, "new-1", "new-2"], 700)[:len(ids)] == expected  # past the bound
     assert p.user("alice", 700) == hmac.new(keys.user, b"alice", "sha256").hexdigest()[:32]
     material = b"e\x00device-1\x00event-1"
-    assert p.fingerprints([material], 700) == [
-        hmac.new(keys.dedup, material, "sha256").hexdigest()[:32]]
+    assert p.fingerprints([material, material], 700) == [
+        hashlib.blake2s(material, key=keys.dedup, digest_size=16).hexdigest()] * 2
+    assert p.fingerprints([material], 701) != p.fingerprints([material], 700)  # per epoch
 
 
 def test_different_keyrings_give_unrelated_pseudonyms(tmp_path: Path) -> None:

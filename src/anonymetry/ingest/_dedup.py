@@ -1,18 +1,23 @@
 """Which dedup keys are already stored: the store's view across segments and the catalog.
 
-A segment's ``dedup`` table is clustered by chunk (``PRIMARY KEY(chunk, key)``), so a group
-commit appends its keys to the end of the B-tree: a few sequential pages per commit. Clustered
-by key, each of a commit's random keys would dirty its own page of an ever larger index (a
-4 KiB page write per event once the index outgrows the commits; measured: 150k keys/s flat vs.
-under 40k keys/s at 600k stored). The price: segments cannot be probed by key, so each store
-keeps the keys of every segment's uncompacted rows in memory (:class:`KnownKeys`, about 130
-bytes per key: 1M uncompacted events cost ~130 MB in every collector process, so the store must
-be compacted regularly), reading what other segments appended since its last look by chunk
-range. Compaction moves keys to the catalog (still probed by key; it grows only by bulk sorted
-inserts) and records ``upto[segment]``; keys of chunks at or below it are then dropped from
-memory, because the catalog has them.
+A segment records the keys of each group-commit chunk as one ``dedup_runs`` row (a JSON array),
+so a commit appends a row or two, not one B-tree entry per key. Inserting a commit's keys one
+row each into a table clustered by ``(chunk, key)`` cost ~1.4 µs of the writer's CPU per event
+(``json_each`` → index insert), a third of the store's share of a stored event; clustered by
+key, each of a commit's random keys dirtied its own page of an ever larger index (measured:
+150k keys/s flat vs. under 40k keys/s at 600k stored). The price of either append-only layout:
+segments cannot be probed by key, so each store keeps the keys of every segment's uncompacted
+rows in memory (:class:`KnownKeys`, about 130 bytes per key: 1M uncompacted events cost
+~130 MB in every collector process, so the store must be compacted regularly), reading what
+other segments appended since its last look by chunk range. Compaction moves keys to the
+catalog (still probed by key; it grows only by bulk sorted inserts) and records
+``upto[segment]``; keys of chunks at or below it are then dropped from memory, because the
+catalog has them.
 
-Segments written before this layout (clustered by key) are probed by key, as before.
+Segments written before ``dedup_runs`` keep their per-key ``dedup`` table until compaction
+drains it: one clustered by chunk is read by chunk range like the runs, one clustered by key
+(the oldest layout) is probed by key. A chunk's keys are in exactly one of the two tables, so
+one "highest chunk read" per segment covers both.
 """
 
 from __future__ import annotations
@@ -32,9 +37,20 @@ __all__ = ["KnownKeys"]
 # ``key IN (SELECT value FROM json_each(?))`` first built a temporary index of the list, which
 # cost more than the searches themselves while the table is small (0.6 vs 0.1 µs per key).
 _PROBE = "SELECT d.key FROM json_each(?) AS j CROSS JOIN dedup AS d ON d.key = j.value"
-# Another segment's new keys, one row per chunk (a JSON array), not one Python tuple per key.
-_TAIL = ("SELECT chunk, json_group_array(key) FROM dedup WHERE chunk > ? "
-         "GROUP BY chunk ORDER BY chunk")
+# A segment's new keys, one row per chunk (a JSON array), not one Python tuple per key.
+_TAIL_RUNS = "SELECT chunk, keys FROM dedup_runs WHERE chunk > ?"
+_TAIL_ROWS = "SELECT chunk, json_group_array(key) FROM dedup WHERE chunk > ? GROUP BY chunk"
+
+
+class _Peer:
+    """Another process's segment: its read-only connection and which dedup tables it has."""
+
+    __slots__ = ("conn", "per_key", "runs")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.per_key = _wal.dedup_layout(conn)  # the older per-key table, if any
+        self.runs = _wal.has_dedup_runs(conn)
 
 
 class KnownKeys:
@@ -52,10 +68,10 @@ class KnownKeys:
         self.keys: set[str] = set()
         self._runs: dict[str, deque[tuple[int, Sequence[str]]]] = {}  # segment → (chunk, keys)
         self._seen: dict[str, int] = {}  # segment → highest chunk read
-        self._others: dict[str, tuple[Path, sqlite3.Connection, bool]] = {}  # by chunk?
+        self._others: dict[str, _Peer] = {}
         self._paths: list[Path] = []
         self._listed_at = -1
-        self._tail(own, own_conn)
+        self._tail(own, own_conn, runs=True, rows=_wal.dedup_layout(own_conn) is not None)
         self._forget_compacted()
 
     # -- keeping up ------------------------------------------------------------------------
@@ -65,10 +81,15 @@ class KnownKeys:
         if chunk > self._seen.get(segment, 0):
             self._seen[segment] = chunk
 
-    def _tail(self, segment: str, conn: sqlite3.Connection) -> None:
-        """Read the keys ``segment`` appended since the last look."""
-        rows = conn.execute(_TAIL, (self._seen.get(segment, 0),)).fetchall()
-        for chunk, keys in rows:
+    def _tail(self, segment: str, conn: sqlite3.Connection, *, runs: bool, rows: bool) -> None:
+        """Read the keys ``segment`` appended since the last look (from ``dedup_runs`` and/or
+        the older per-key table read by chunk)."""
+        seen = (self._seen.get(segment, 0),)
+        found = conn.execute(_TAIL_RUNS, seen).fetchall() if runs else []
+        if rows:
+            found += conn.execute(_TAIL_ROWS, seen).fetchall()
+            found.sort()
+        for chunk, keys in found:
             self.add(segment, chunk, orjson.loads(keys))
 
     def _forget(self, segment: str, upto: int | None = None) -> None:
@@ -92,27 +113,27 @@ class KnownKeys:
             name = path.stem
             if name == self.own:
                 continue
-            entry = self._others.get(name)
-            if entry is None:
+            peer = self._others.get(name)
+            if peer is None:
                 try:
                     conn = _wal.connect_lookup(path)
                 except sqlite3.OperationalError:
                     if path.exists():
                         raise
                     continue  # removed since it was listed: nothing to look up
-                layout = _wal.dedup_layout(conn)
-                if layout is None:  # still being created by its process: nothing stored yet
-                    conn.close()
+                peer = _Peer(conn)
+                if peer.per_key is None and not peer.runs:
+                    conn.close()  # still being created by its process: nothing stored yet
                     continue
-                entry = self._others[name] = (path, conn, layout == "chunk")
+                self._others[name] = peer
+            elif not peer.runs:  # an older segment gets the table when a process adopts it
+                peer.runs = _wal.has_dedup_runs(peer.conn)
             present.add(name)
-            _, conn, by_chunk = entry
-            if by_chunk:
-                self._tail(name, conn)
-            else:
-                probe.append(conn)
+            self._tail(name, peer.conn, runs=peer.runs, rows=peer.per_key == "chunk")
+            if peer.per_key == "key":
+                probe.append(peer.conn)
         for name in set(self._others) - present:
-            self._others.pop(name)[1].close()
+            self._others.pop(name).conn.close()
             self._forget(name)
         self._forget_compacted()
         return probe
@@ -137,6 +158,6 @@ class KnownKeys:
         return found
 
     def close(self) -> None:
-        for _, conn, _ in self._others.values():
-            conn.close()
+        for peer in self._others.values():
+            peer.conn.close()
         self._others.clear()

@@ -6,8 +6,13 @@ One SQLite file per collector process, ``DIR/wal/<instance>.sqlite`` (WAL journa
 - ``chunks(id, epoch, n, blob)``: one AES-256-GCM blob per group-commit chunk of one epoch,
   sealed under the epoch's ``seal`` key; the plaintext is the msgpack list of the chunk's rows.
   The associated data binds a blob to its segment, chunk id, epoch and row count.
-- ``dedup(key, chunk, epoch)``: the dedup key of every row in ``chunks``, clustered by chunk so
-  that appends are sequential (see :mod:`._dedup`; files made before that are clustered by key).
+- ``dedup_runs(chunk, epoch, keys)``: the dedup keys of every chunk's rows, one row per chunk
+  holding a JSON array (a commit appends one row per chunk, not one B-tree entry per key; see
+  :mod:`._dedup`). Keys outlive their rows when erasure deletes rows, so they stay here until
+  compaction moves them to the catalog.
+- ``dedup(key, chunk, epoch)``, in files made before ``dedup_runs``: the same keys one per row,
+  clustered by chunk (or, older still, by key). Nothing is added to it any more; compaction
+  drains it, and every reader takes keys from both tables.
 - ``counters(kind, name, epoch, n)``: ``stored`` per event and epoch, ``discarded`` per reason.
 
 The catalog, ``DIR/catalog.sqlite``, is shared by all processes: the Parquet files (``files``,
@@ -37,12 +42,17 @@ from anonymetry.errors import InvalidParameter
 __all__ = [
     "CATALOG_NAME",
     "SegmentLock",
+    "add_dedup_run",
     "chunk_aad",
     "compaction_lock",
     "connect",
     "connect_lookup",
+    "dedup_keys_upto",
     "dedup_layout",
+    "dedup_top",
+    "drop_dedup_upto",
     "fsync_dir",
+    "has_dedup_runs",
     "init_catalog",
     "init_segment",
     "segment_paths",
@@ -59,11 +69,10 @@ CREATE TABLE IF NOT EXISTS chunks(
     epoch INTEGER NOT NULL,
     n INTEGER NOT NULL,
     blob BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS dedup(
-    key TEXT NOT NULL,
-    chunk INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS dedup_runs(
+    chunk INTEGER PRIMARY KEY,
     epoch INTEGER NOT NULL,
-    PRIMARY KEY(chunk, key)) WITHOUT ROWID;
+    keys TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters(
     kind TEXT NOT NULL, name TEXT NOT NULL, epoch INTEGER NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY(kind, name, epoch)) WITHOUT ROWID;
@@ -136,13 +145,54 @@ def connect_lookup(path: Path) -> sqlite3.Connection:
 
 
 def dedup_layout(conn: sqlite3.Connection) -> str | None:
-    """How a segment's ``dedup`` table is clustered: ``"chunk"`` (current), ``"key"`` (files
-    made before), or ``None`` if it has none yet."""
+    """How a segment's older per-key ``dedup`` table is clustered: ``"chunk"`` or ``"key"``
+    (the oldest files), or ``None`` if the file has none (made since ``dedup_runs``)."""
     row = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dedup'").fetchone()
     if row is None:
         return None
     return "chunk" if "PRIMARY KEY(chunk, key)" in row[0] else "key"
+
+
+def has_dedup_runs(conn: sqlite3.Connection) -> bool:
+    """Whether the segment has its ``dedup_runs`` table (a file still being created, or one
+    last written by a version before it, has not)."""
+    return conn.execute("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                        "AND name = 'dedup_runs')").fetchone()[0] == 1
+
+
+def add_dedup_run(conn: sqlite3.Connection, chunk: int, epoch: int, keys_json: bytes) -> None:
+    """Record the dedup keys of one chunk (``keys_json``: a JSON array of strings)."""
+    conn.execute("INSERT INTO dedup_runs(chunk, epoch, keys) VALUES(?, ?, ?)",
+                 (chunk, epoch, keys_json.decode()))
+
+
+def dedup_top(conn: sqlite3.Connection) -> int:
+    """The highest chunk id that has dedup keys in the segment (0 if none)."""
+    top = conn.execute("SELECT coalesce(max(chunk), 0) FROM dedup_runs").fetchone()[0]
+    if dedup_layout(conn) is not None:
+        top = max(top, conn.execute("SELECT coalesce(max(chunk), 0) FROM dedup").fetchone()[0])
+    return int(top)
+
+
+def dedup_keys_upto(conn: sqlite3.Connection, top: int) -> list[str]:
+    """JSON arrays of ``[key, epoch]`` pairs of every dedup key of chunks ≤ ``top``, from
+    ``dedup_runs`` and the older per-key table."""
+    out = [conn.execute(
+        "SELECT coalesce(json_group_array(json_array(j.value, r.epoch)), '[]') "
+        "FROM dedup_runs AS r, json_each(r.keys) AS j WHERE r.chunk <= ?", (top,)).fetchone()[0]]
+    if dedup_layout(conn) is not None:
+        out.append(conn.execute(
+            "SELECT coalesce(json_group_array(json_array(key, epoch)), '[]') FROM dedup "
+            "WHERE chunk <= ?", (top,)).fetchone()[0])
+    return out
+
+
+def drop_dedup_upto(conn: sqlite3.Connection, top: int) -> None:
+    """Delete the dedup keys of chunks ≤ ``top`` (in the caller's transaction)."""
+    conn.execute("DELETE FROM dedup_runs WHERE chunk <= ?", (top,))
+    if dedup_layout(conn) is not None:
+        conn.execute("DELETE FROM dedup WHERE chunk <= ?", (top,))
 
 
 def _init(conn: sqlite3.Connection, ddl: str) -> None:

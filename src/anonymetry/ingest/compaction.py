@@ -284,14 +284,12 @@ def _compact_round(data_dir: Path, segment: str, seg: sqlite3.Connection,
         more = len(chunks) == _ROUND_CHUNKS
         top = max([done] + [c[0] for c in chunks])
         if not more:  # keys of chunks erased whole, beyond the last chunk, go too
-            top = max(top, seg.execute("SELECT coalesce(max(chunk), 0) FROM dedup").fetchone()[0])
-        keys_json = seg.execute(
-            "SELECT coalesce(json_group_array(json_array(key, epoch)), '[]') FROM dedup "
-            "WHERE chunk <= ?", (top,)).fetchone()[0]
+            top = max(top, _wal.dedup_top(seg))
+        keys_json = _wal.dedup_keys_upto(seg, top)
         stale = seg.execute("SELECT count(*) FROM chunks WHERE id <= ?", (done,)).fetchone()[0]
     finally:
         seg.execute("COMMIT")
-    if top == done and not stale and keys_json == "[]":
+    if top == done and not stale and all(k == "[]" for k in keys_json):
         return 0, False
 
     states = keyring.epochs()
@@ -332,9 +330,10 @@ def _compact_round(data_dir: Path, segment: str, seg: sqlite3.Connection,
                             (n, orjson.dumps(by_event).decode(), fid))
         # in key order: the index B-tree is written page after page, not at random (2-3x
         # faster for 300k keys, empty or 2M-key catalog)
-        catalog.execute("INSERT OR IGNORE INTO dedup(key, epoch) "
-                        "SELECT value ->> 0, value ->> 1 FROM json_each(?) ORDER BY 1",
-                        (keys_json,))
+        for pairs in keys_json:
+            catalog.execute("INSERT OR IGNORE INTO dedup(key, epoch) "
+                            "SELECT value ->> 0, value ->> 1 FROM json_each(?) ORDER BY 1",
+                            (pairs,))
         catalog.execute("INSERT INTO upto(segment, chunk) VALUES(?, ?) ON CONFLICT(segment) "
                         "DO UPDATE SET chunk = max(chunk, excluded.chunk)", (segment, top))
         catalog.executemany(_wal.COUNTER_UPSERT,
@@ -348,7 +347,7 @@ def _compact_round(data_dir: Path, segment: str, seg: sqlite3.Connection,
     seg.execute("BEGIN IMMEDIATE")
     try:
         seg.execute("DELETE FROM chunks WHERE id <= ?", (top,))
-        seg.execute("DELETE FROM dedup WHERE chunk <= ?", (top,))
+        _wal.drop_dedup_upto(seg, top)
         seg.execute("COMMIT")
     except BaseException:
         if seg.in_transaction:

@@ -8,8 +8,8 @@ then resolved together. Events travel as columns (:class:`StoredBatch`; a list o
 :class:`StoredEvent` is converted on entry), and rows are sealed per chunk (one AES-256-GCM
 blob of msgpack columns per epoch per commit), so a commit costs a few C calls per column, not
 Python per row. Dedup: the commit's keys are checked against the keys of every segment's
-uncompacted rows (held in memory, :mod:`._dedup`) and the catalog, then appended to the
-segment's chunk-clustered dedup table in the same transaction.
+uncompacted rows (held in memory, :mod:`._dedup`) and the catalog, then recorded in the same
+transaction as one ``dedup_runs`` row per chunk.
 
 Dedup scope: a key already stored in this segment, in any other segment under ``DIR/wal`` or
 (after compaction) in the catalog is a duplicate, so retries after a crash, a restart or a
@@ -158,7 +158,7 @@ class EventStore:
         seq = self._conn.execute(
             "SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
         top = self._conn.execute("SELECT max(id) FROM chunks").fetchone()[0]
-        keys_top = self._conn.execute("SELECT max(chunk) FROM dedup").fetchone()[0]
+        keys_top = _wal.dedup_top(self._conn)
         done = self._catalog.execute(
             "SELECT chunk FROM upto WHERE segment = ?", (self.instance,)).fetchone()
         return 1 + max(seq[0] if seq else 0, top or 0, keys_top or 0, done[0] if done else 0)
@@ -268,9 +268,7 @@ class EventStore:
                 rows = batch if len(take) == n else batch.take(take)
                 chunk = self._next_chunk
                 self._next_chunk += 1
-                conn.execute("INSERT INTO dedup(key, chunk, epoch) "
-                             "SELECT value, ?, ? FROM json_each(?) ORDER BY value",
-                             (chunk, epoch, orjson.dumps(rows.dedup)))
+                _wal.add_dedup_run(conn, chunk, epoch, orjson.dumps(rows.dedup))
                 aad = _wal.chunk_aad(self.instance, chunk, epoch, len(rows))
                 blob = self._sealer.seal(epoch, encode_batch(rows), aad)
                 conn.execute("INSERT INTO chunks(id, epoch, n, blob) VALUES(?, ?, ?, ?)",

@@ -9,25 +9,32 @@ its pseudonyms unlinkable to anyone, the operator included.
 Pseudonyms are 128-bit (32 hex characters): collisions among 10^9 identifiers have probability
 ~10^-21.
 
+Dedup fingerprints of event contents (:meth:`Pseudonymizer.fingerprints`, one per event, never
+cached) are keyed BLAKE2s-128 (RFC 7693's keyed mode, a PRF by design like HMAC) under the
+epoch's ``dedup`` key, not HMAC: they identify no person (the pseudonyms do) and they are the
+one keyed hash the collector computes per event. Measured per 40-byte message in one run
+(Python 3.11, 2026-11-23, a loop over 300k messages): a copied keyed BLAKE2s state
+0.62 µs, keyed BLAKE2b 0.84 µs, a copied ``cryptography`` HMAC-SHA256 1.94 µs, HMAC from two
+copied ``hashlib.sha256`` states 1.74 µs, a copied stdlib ``hmac.new`` 3.35 µs, the one-shot
+``hmac.digest`` 4.03 µs (it re-keys every call).
+
 Speed: a :class:`KeyedHash` keys its HMAC once and copies that state per message (half the cost
 of keying a new HMAC each time); :class:`Pseudonymizer` works on whole batches, computing each
 distinct identifier of a batch once and remembering recent ones in memory only (a batch whose
-ids are all remembered is one dict lookup per event). Measured per 40-byte message (Python
-3.11, OpenSSL 3, 2026-11-23): this copy of a keyed ``cryptography`` HMAC ~0.9 µs; the stdlib's
-one-shot ``hmac.digest(key, msg, "sha256")`` ~2.7 µs (OpenSSL re-keys and looks the digest up
-on every call); a copied stdlib ``hmac.new`` state ~1.9 µs. So the ``cryptography`` HMAC stays;
-the values are the same HMAC-SHA256 either way (``tests/privacy`` pins them).
+ids are all remembered is one dict lookup per event). The values are HMAC-SHA256 and BLAKE2s
+whatever the implementation (``tests/privacy`` pins them against independent computations).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 
 from cryptography.hazmat.primitives import hashes, hmac
 
 from anonymetry.privacy.keyring import EpochKeys, Keyring
 
-__all__ = ["KeyedHash", "Pseudonymizer", "keyed_digest"]
+__all__ = ["Fingerprinter", "KeyedHash", "Pseudonymizer", "keyed_digest"]
 
 
 class KeyedHash:
@@ -56,6 +63,25 @@ class KeyedHash:
         return out
 
 
+class Fingerprinter:
+    """Keyed BLAKE2s under one key (32 bytes), ``length`` bytes of digest, in hex."""
+
+    __slots__ = ("_base",)
+
+    def __init__(self, key: bytes, length: int = 16) -> None:
+        self._base = hashlib.blake2s(key=key, digest_size=length)
+
+    def many(self, messages: Iterable[bytes]) -> list[str]:
+        copy = self._base.copy
+        out: list[str] = []
+        append = out.append
+        for message in messages:
+            state = copy()
+            state.update(message)
+            append(state.hexdigest())
+        return out
+
+
 def keyed_digest(key: bytes, message: bytes, length: int = 16) -> str:
     """HMAC-SHA256 of ``message`` under ``key``, truncated to ``length`` bytes, in hex."""
     return KeyedHash(key, length)(message)
@@ -73,6 +99,7 @@ class Pseudonymizer:
         self.keyring = keyring
         self._cache_size = cache_size
         self._hashes: dict[bytes, KeyedHash] = {}  # purpose key → its keyed HMAC
+        self._fingerprinters: dict[bytes, Fingerprinter] = {}  # dedup key → its BLAKE2s
         self._memo: dict[bytes, dict[str, str]] = {}  # purpose key → raw id → pseudonym
 
     def keys(self, epoch: int) -> EpochKeys:
@@ -120,9 +147,15 @@ class Pseudonymizer:
         return self.devices((raw,), epoch)[0]
 
     def fingerprints(self, messages: Iterable[bytes], epoch: int) -> list[str]:
-        """Keyed fingerprints of event contents under the epoch's ``dedup`` key (never cached:
-        each event's is new)."""
-        return self._hash(self.keys(epoch).dedup).many(messages)
+        """Keyed BLAKE2s-128 fingerprints of event contents under the epoch's ``dedup`` key
+        (never cached: each event's is new)."""
+        key = self.keys(epoch).dedup
+        keyed = self._fingerprinters.get(key)
+        if keyed is None:
+            if len(self._fingerprinters) > 64:
+                self._fingerprinters.clear()
+            keyed = self._fingerprinters[key] = Fingerprinter(key)
+        return keyed.many(messages)
 
     def dedup_key(self, event_id: str, epoch: int) -> str:
         """A keyed fingerprint of a client event id (so ids chosen by clients don't leak)."""
