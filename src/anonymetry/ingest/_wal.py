@@ -122,11 +122,10 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def tune_appender(conn: sqlite3.Connection) -> None:
-    """Settings for the one connection that appends to a segment: a page cache large enough for
-    the dedup index's hot pages (its keys are random, so each commit touches pages all over
-    it), and a checkpoint every 64 MB of WAL instead of every 4 MB (a checkpoint writes and
-    fsyncs the database file inside the commit that triggers it). Durability is unchanged:
-    every commit still fsyncs the WAL."""
+    """Settings for the one connection that appends to a segment: a page cache of up to 128 MB
+    (allocated as used), and a checkpoint every 64 MB of WAL instead of every 4 MB (a
+    checkpoint writes and fsyncs the database file inside the commit that triggers it).
+    Durability is unchanged: every commit still fsyncs the WAL."""
     conn.execute("PRAGMA cache_size=-131072")  # KiB: up to 128 MB, allocated as used
     conn.execute("PRAGMA wal_autocheckpoint=16384")  # pages: 64 MB, = journal_size_limit
 
