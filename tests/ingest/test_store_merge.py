@@ -111,6 +111,11 @@ def test_a_reader_that_listed_the_inputs_still_reads_them_until_the_grace_ends(
     compaction.merge_small_files(tmp_path, POLICY, keyring)
     assert _files(tmp_path, "merged") == []
     assert not any((tmp_path / p).exists() for p in inputs)
+    # past the grace, the old snapshot fails saying which file went and what to do
+    with pytest.raises(FileNotFoundError, match=r"parquet/epoch=.*open a new reader"):
+        reader.to_arrow_table()
+    fresh = open_reader(tmp_path, keyring, POLICY)
+    assert sorted(fresh.to_arrow_table()["duration_ms"].to_pylist()) == list(range(ROUNDS * 5))
 
 
 def test_an_erasure_unlinks_merged_inputs_at_once(tmp_path: Path) -> None:

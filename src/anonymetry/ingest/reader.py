@@ -12,6 +12,7 @@ never as half done.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -123,12 +124,18 @@ _READ_ERRORS = (OSError, ValueError, pa.ArrowException)
 
 def damaged_parquet(path: str | Path, exc: BaseException) -> BaseException:
     """The error for a store Parquet file that failed to authenticate or parse: a
-    :class:`TamperDetected` naming the file (``parquet/epoch=<e>/part-…``), or ``exc`` itself
-    when the file is missing or not readable. pyarrow's own text is not repeated (a cast error
-    can quote a value); it only picks the reason."""
-    if isinstance(exc, (FileNotFoundError, PermissionError, TamperDetected)):
-        return exc
+    :class:`TamperDetected` naming the file (``parquet/epoch=<e>/part-…``); a
+    :class:`FileNotFoundError` that says what to do when the file is gone; ``exc`` itself when
+    it is not readable. pyarrow's own text is not repeated (a cast error can quote a value); it
+    only picks the reason."""
     where = "/".join(Path(path).parts[-3:])  # parquet/epoch=<e>/part-<seq>-<instance>.parquet
+    if isinstance(exc, FileNotFoundError) or not Path(path).exists():
+        return FileNotFoundError(
+            errno.ENOENT, f"{where}: removed since this reader was opened (compaction merges "
+            "small files and removes them some minutes later; erasure removes them at once); "
+            "open a new reader", str(path))
+    if isinstance(exc, (PermissionError, TamperDetected)):
+        return exc
     text = str(exc).lower()
     reason = ("an AES-GCM tag does not verify" if "decrypt" in text or "ciphertext" in text
               else "its encrypted structure does not parse")
