@@ -3,9 +3,12 @@
 after its group commit was fsync'd.
 
     python benchmarks/store_append.py [--tasks 64] [--seconds 10] [--batch 100] [--data DIR]
+                                      [--catalog-keys N]
 
 Prints events/s, commits/s, events per commit, append latency percentiles and the CPU time
-(user and system) per event of the whole process.
+(user and system) per event of the whole process. ``--catalog-keys N`` first puts N random
+compacted dedup keys in the catalog (as a long-running store has after compactions), so every
+commit's probe of the catalog searches an index of that size.
 """
 
 from __future__ import annotations
@@ -62,15 +65,37 @@ async def run(store: EventStore, tasks: int, seconds: float, size: int) -> tuple
     return stored, latencies
 
 
+def fill_catalog(data: Path, n: int) -> None:
+    """``n`` random keys of the current epoch in the catalog's dedup index (inserted sorted,
+    as compaction does)."""
+    from anonymetry.ingest import _wal
+
+    data.mkdir(parents=True, exist_ok=True)
+    conn = _wal.connect(data / _wal.CATALOG_NAME)
+    try:
+        _wal.init_catalog(conn)
+        epoch = epoch_of(time.time(), default_policy().identity.key_epoch_days)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT OR IGNORE INTO dedup(key, epoch) WITH RECURSIVE n(i) AS "
+                      "(SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+                      "SELECT lower(hex(randomblob(16))), ? FROM n ORDER BY 1", (n, epoch))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--catalog-keys", type=int, default=0)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
         data = args.data or Path(tmp)
+        if args.catalog_keys:
+            fill_catalog(data, args.catalog_keys)
         store = EventStore(data, default_policy(), LocalKeyring(data / "keys"))
         asyncio.run(run(store, 4, 0.5, args.batch))  # warm up (keys, SQLite pages)
         t0, cpu0 = time.perf_counter(), os.times()
@@ -81,7 +106,8 @@ def main() -> None:
             commits = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         lat.sort()
         q = statistics.quantiles(lat, n=100)
-        print(f"tasks={args.tasks} batch={args.batch} seconds={elapsed:.1f}")
+        print(f"tasks={args.tasks} batch={args.batch} seconds={elapsed:.1f} "
+              f"catalog keys={args.catalog_keys:,}")
         print(f"durable events/s: {stored / elapsed:,.0f}  ({stored:,} events)")
         print(f"group commits/s:  {commits / elapsed:,.1f}  "
               f"(~{stored / max(commits, 1):,.0f} events per commit)")

@@ -57,6 +57,7 @@ __all__ = [
     "init_segment",
     "segment_paths",
     "tune_appender",
+    "tune_catalog_prober",
 ]
 
 CATALOG_NAME = "catalog.sqlite"
@@ -128,6 +129,17 @@ def tune_appender(conn: sqlite3.Connection) -> None:
     Durability is unchanged: every commit still fsyncs the WAL."""
     conn.execute("PRAGMA cache_size=-131072")  # KiB: up to 128 MB, allocated as used
     conn.execute("PRAGMA wal_autocheckpoint=16384")  # pages: 64 MB, = journal_size_limit
+
+
+def tune_catalog_prober(conn: sqlite3.Connection) -> None:
+    """Settings for a store's catalog connection, which probes the compacted dedup keys by key
+    before every commit: the file memory-mapped (SQLite caps the map at 2 GiB), so the random
+    B-tree pages each probe touches are read from the shared OS page cache without a system
+    call each. Measured (``benchmarks/store_append.py --seconds 8 --tasks 32 --data DIR`` with
+    5M keys in the catalog, 2026-11-23): 119k durable events/s at 8.7 µs of CPU per event
+    (4.5 µs of it system time) without the map, 171k-180k at 6.3 µs with it; 251k-264k at
+    4.2 µs with an empty catalog."""
+    conn.execute("PRAGMA mmap_size=2147418112").fetchall()
 
 
 def connect_lookup(path: Path) -> sqlite3.Connection:

@@ -139,6 +139,7 @@ class EventStore:
             _wal.tune_appender(self._conn)
             self._catalog = _wal.connect(self.data_dir / _wal.CATALOG_NAME)
             _wal.init_catalog(self._catalog)
+            _wal.tune_catalog_prober(self._catalog)
             self._next_chunk = self._first_free_chunk()
             self._known = KnownKeys(self.wal_dir, self.instance, self._conn, self._catalog)
         except BaseException:
