@@ -30,6 +30,7 @@ from pathlib import Path
 import orjson
 
 from anonymetry.ingest import _wal
+from anonymetry.ingest._key_filter import CatalogKeyFilter
 
 __all__ = ["KnownKeys"]
 
@@ -72,7 +73,8 @@ class KnownKeys:
         self._paths: list[Path] = []
         self._listed_at = -1
         self._tail(own, own_conn, runs=True, rows=_wal.dedup_layout(own_conn) is not None)
-        self._forget_compacted()
+        self._filter = CatalogKeyFilter.load(catalog)
+        self._catch_up_with_compaction()
 
     # -- keeping up ------------------------------------------------------------------------
     def add(self, segment: str, chunk: int, keys: Sequence[str]) -> None:
@@ -100,9 +102,16 @@ class KnownKeys:
             self._runs.pop(segment, None)
             self._seen.pop(segment, None)
 
-    def _forget_compacted(self) -> None:
-        for segment, chunk in self.catalog.execute("SELECT segment, chunk FROM upto"):
-            self._forget(segment, chunk)
+    def _catch_up_with_compaction(self) -> None:
+        """Add what compaction moved to the catalog filter, then forget those keys here, both
+        from one catalog snapshot: a key leaves memory only once the filter holds it."""
+        self.catalog.execute("BEGIN")
+        try:
+            self._filter = self._filter.catch_up(self.catalog)
+            for segment, chunk in self.catalog.execute("SELECT segment, chunk FROM upto"):
+                self._forget(segment, chunk)
+        finally:
+            self.catalog.execute("COMMIT")
 
     def refresh(self) -> list[sqlite3.Connection]:
         """Catch up with other segments and with compaction; returns the connections that must
@@ -135,7 +144,7 @@ class KnownKeys:
         for name in set(self._others) - present:
             self._others.pop(name).conn.close()
             self._forget(name)
-        self._forget_compacted()
+        self._catch_up_with_compaction()
         return probe
 
     def _segment_paths(self) -> list[Path]:
@@ -150,11 +159,15 @@ class KnownKeys:
     def stored(self, keys: Sequence[str], probe: Iterable[sqlite3.Connection]) -> set[str]:
         """Those of ``keys`` already stored anywhere (in memory, old-layout segments, the
         catalog); probing the catalog after the segments matters: a key moves from a segment
-        to the catalog, never back."""
+        to the catalog, never back. The catalog is probed only for the keys its filter cannot
+        rule out."""
         found = self.keys.intersection(keys)
-        ask = orjson.dumps([k for k in keys if k not in found] if found else keys)
-        for conn in (*probe, self.catalog):
-            found.update(k for (k,) in conn.execute(_PROBE, (ask,)))
+        rest = [k for k in keys if k not in found] if found else keys
+        for conn in probe:
+            found.update(k for (k,) in conn.execute(_PROBE, (orjson.dumps(rest),)))
+        ask = self._filter.may_hold(rest)
+        if ask:
+            found.update(k for (k,) in self.catalog.execute(_PROBE, (orjson.dumps(ask),)))
         return found
 
     def close(self) -> None:

@@ -7,7 +7,8 @@ appends continue meanwhile. Compaction of one segment, crash-safe at every step:
 2. decrypt, drop rows whose key the catalog already holds (a duplicate two collectors raced on);
 3. reserve a file id per epoch in the catalog (state ``pending``), write each Parquet file,
    ``fsync`` it and its directory;
-4. one catalog transaction: files ``live``, dedup keys added, ``upto[segment] = M``, counter
+4. one catalog transaction: files ``live``, dedup keys added (and logged in ``dedup_log``),
+   ``upto[segment] = M``, counter
    corrections for dropped duplicates;
 5. one segment transaction: delete chunks and dedup keys ≤ M.
 
@@ -56,6 +57,7 @@ from anonymetry.ingest._codec import (
     open_chunk,
     stored_schema,
 )
+from anonymetry.ingest._key_filter import LOG_KEEP_S
 from anonymetry.ingest.reader import compacted_keys, damaged_parquet
 from anonymetry.policy import Policy
 from anonymetry.privacy import Keyring, Sealer
@@ -330,10 +332,18 @@ def _compact_round(data_dir: Path, segment: str, seg: sqlite3.Connection,
                             (n, orjson.dumps(by_event).decode(), fid))
         # in key order: the index B-tree is written page after page, not at random (2-3x
         # faster for 300k keys, empty or 2M-key catalog)
+        now = time.time()
         for pairs in keys_json:
+            if pairs == "[]":
+                continue
             catalog.execute("INSERT OR IGNORE INTO dedup(key, epoch) "
                             "SELECT value ->> 0, value ->> 1 FROM json_each(?) ORDER BY 1",
                             (pairs,))
+            # the same keys, in order, for the stores' in-memory filters (_key_filter)
+            catalog.execute("INSERT INTO dedup_log(at, keys) "
+                            "SELECT ?, json_group_array(value ->> 0) FROM json_each(?)",
+                            (now, pairs))
+        catalog.execute("DELETE FROM dedup_log WHERE at < ?", (now - LOG_KEEP_S,))
         catalog.execute("INSERT INTO upto(segment, chunk) VALUES(?, ?) ON CONFLICT(segment) "
                         "DO UPDATE SET chunk = max(chunk, excluded.chunk)", (segment, top))
         catalog.executemany(_wal.COUNTER_UPSERT,
