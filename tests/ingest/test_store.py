@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import duckdb
@@ -194,3 +195,23 @@ def test_appending_to_a_destroyed_epoch_is_refused(tmp_path: Path) -> None:
     keyring.destroy(EPOCH - 1)
     with _store(tmp_path) as store, pytest.raises(KeyUnavailable, match="destroyed"):
         store.append_blocking([event(1, epoch=EPOCH - 1)])
+
+
+def test_the_wal_is_copied_into_the_segment_off_the_commit_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits never checkpoint (``wal_autocheckpoint=0``), so without the store's checkpointer
+    thread the WAL would grow for as long as the collector runs: while the store is open, its
+    committed pages must reach the database file."""
+    from anonymetry.ingest import _wal
+
+    monkeypatch.setattr(_wal, "CHECKPOINT_EVERY_S", 0.02)
+    segment = tmp_path / "wal" / "a.sqlite"
+    with EventStore(tmp_path, POLICY, LocalKeyring(tmp_path / "keys"), instance="a") as store:
+        empty = segment.stat().st_size
+        for start in range(0, 6000, 500):
+            store.append_blocking([keyed_event(i) for i in range(start, start + 500)])
+        deadline = time.monotonic() + 10
+        while segment.stat().st_size <= empty + 65536 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert segment.stat().st_size > empty + 65536  # pages copied while the store runs
+    assert seqs(tmp_path) == list(range(6000))

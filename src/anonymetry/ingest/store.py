@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import sqlite3
 import threading
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
@@ -154,6 +155,10 @@ class EventStore:
         self._thread = threading.Thread(target=self._run, name=f"store-{self.instance}",
                                         daemon=True)
         self._thread.start()
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, name=f"checkpoint-{self.instance}", daemon=True)
+        self._checkpointer.start()
 
     def _first_free_chunk(self) -> int:
         seq = self._conn.execute(
@@ -300,6 +305,19 @@ class EventStore:
             pos += size
         return out
 
+    def _checkpoints(self) -> None:
+        """Copy the segment's WAL into its database file off the commit path (see
+        :func:`anonymetry.ingest._wal.tune_appender`)."""
+        conn = _wal.connect(self._lock.path)
+        try:
+            while not self._stop_checkpoints.wait(_wal.CHECKPOINT_EVERY_S):
+                try:
+                    _wal.checkpoint(conn)
+                except sqlite3.OperationalError:
+                    continue  # busy or locked for a moment: the next round copies it
+        finally:
+            conn.close()
+
     # -- maintenance -----------------------------------------------------------------------
     def delete_device(self, device_by_epoch: Mapping[int, str]) -> int:
         """Erase every stored row of one device (its pseudonym per epoch), in every WAL segment
@@ -328,6 +346,8 @@ class EventStore:
             self._closing = True
             self._cv.notify_all()
         self._thread.join()
+        self._stop_checkpoints.set()
+        self._checkpointer.join()
         self._closed = True
         self._known.close()
         with contextlib.suppress(Exception):
