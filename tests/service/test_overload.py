@@ -1,5 +1,7 @@
-"""Overload: when the store's commit queue would pass ``max_pending`` the collector answers 503
-with ``Retry-After`` ≤ 2 s and stores nothing of the batch; the OpenAPI document is served."""
+"""Overload: when the store's commit queue would pass ``max_pending``, or more acknowledged events
+than ``max_uncompacted`` await compaction (their dedup keys are held in memory), the collector
+answers 503 with ``Retry-After`` ≤ 2 s and stores nothing of the batch; the OpenAPI document is
+served."""
 
 from __future__ import annotations
 
@@ -43,3 +45,39 @@ def test_overload_is_503_with_retry_after(tmp_path):
     assert small.json()["stored"] == 1
     paths = doc.json()["paths"]
     assert set(paths) == {"/v1/events", "/v1/logs", "/v1/consent", "/healthz", "/openapi.json"}
+
+
+def test_a_compaction_backlog_is_503_until_compaction_catches_up(tmp_path):
+    policy = default_policy()
+    token, _ = TokenStore(tmp_path, policy).create("collector")
+    app = CollectorApp(ServiceConfig(data_dir=tmp_path, policy=policy, max_uncompacted=150,
+                                     compact_every=0))
+
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t",
+                                     headers={"authorization": f"Bearer {token}"}) as client:
+            def post(start: int):
+                return client.post("/v1/events", json={
+                    "events": [_event(i) for i in range(start, start + 100)]})
+
+            out = [await post(0), await post(100), await post(200)]  # 200 waiting > 150
+            assert app.store is not None
+            assert app.store.uncompacted() == 200
+            await asyncio.to_thread(app.store.compact)
+            for _ in range(50):  # the idle store learns what compaction moved within ~1 s
+                if app.store.uncompacted() == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert app.store.uncompacted() == 0
+            out.append(await post(200))  # the refused batch, retried after Retry-After
+        await app.shutdown()
+        return out
+
+    first, second, refused, retried = asyncio.run(go())
+    assert [first.status_code, second.status_code] == [200, 200]
+    assert refused.status_code == 503
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    assert "await compaction" in refused.json()["detail"]
+    assert retried.status_code == 200
+    assert retried.json()["stored"] == 100

@@ -62,6 +62,10 @@ def serve(
                                  help="Largest request body in bytes (413 above)."),
     max_pending: int = typer.Option(50_000, "--max-pending", min=1,
                                     help="Events queued for commit before answering 503."),
+    max_uncompacted: int = typer.Option(
+        4_000_000, "--max-uncompacted", min=1,
+        help="Acknowledged events awaiting compaction before answering 503 (each costs every "
+        "worker ~130 bytes of memory); compaction starts early at half of it."),
     dashboard: Path | None = typer.Option(
         None, "--dashboard", help="Report spec (see anonymetry report --help) served read-only "
         "at /dashboard/ to tokens with read_dashboard; default: the store's own counters."),
@@ -84,7 +88,8 @@ def serve(
 
         dashboard_app(dashboard)  # a broken or query-running spec fails now, with exit 2
     config = ServiceConfig(data_dir=data, policy=load_policy(path), max_body=max_body,
-                           max_pending=max_pending, dashboard=dashboard,
+                           max_pending=max_pending, max_uncompacted=max_uncompacted,
+                           dashboard=dashboard,
                            compact_every=compact_every)
     run(config, host=host, port=port, workers=workers)
 

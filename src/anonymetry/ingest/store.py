@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections import Counter, deque
@@ -47,6 +48,8 @@ __all__ = ["DISCARD_REASONS", "EventStore", "StoredBatch", "StoredEvent", "open_
 
 DISCARD_REASONS = ("consent", "undeclared", "expired", "invalid")
 _MAX_GROUP_EVENTS = 50_000
+_IDLE_REFRESH_S = 1.0  # an idle writer catches up with compaction this often
+log = logging.getLogger("anonymetry.ingest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,14 +220,33 @@ class EventStore:
         """Events queued or being committed (for backpressure)."""
         return self._pending
 
+    def uncompacted(self) -> int:
+        """Acknowledged events of every segment not yet compacted, as of this store's last
+        commit (or its last second idle): each one's dedup key is held in this process's
+        memory (~130 bytes), so the collector stops accepting past a bound until compaction
+        catches up."""
+        return len(self._known.keys)
+
     # -- the writer thread ---------------------------------------------------------------
     def _run(self) -> None:
         while True:
             with self._cv:
                 while not self._queue and not self._closing:
-                    self._cv.wait()
+                    if not self._cv.wait(_IDLE_REFRESH_S):
+                        break
                 if not self._queue:
-                    return
+                    if self._closing:
+                        return
+                    idle = True
+                else:
+                    idle = False
+            if idle:  # no commit for a while: still learn what compaction moved
+                try:
+                    self._known.refresh()
+                except Exception as exc:  # the next commit refreshes (and reports) again
+                    log.debug("idle refresh of the dedup keys failed: %s", type(exc).__name__)
+                continue
+            with self._cv:
                 group: list[_Item] = []
                 taken = 0
                 while self._queue and (not group or taken < _MAX_GROUP_EVENTS):

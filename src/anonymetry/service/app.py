@@ -70,6 +70,7 @@ class ServiceConfig:
     instance: str | None = None
     max_body: int = 4 * 1024 * 1024
     max_pending: int = 50_000
+    max_uncompacted: int = 4_000_000  # acknowledged events awaiting compaction (~130 B each)
     retry_after: int = 1
     dashboard: Path | None = None  # a report spec; None: the store's own counters
     compact_every: float = 60.0  # seconds between background compactions; 0: never
@@ -144,16 +145,24 @@ class CollectorApp:
             store=parse_store_stats(store_stats(self.config.data_dir, keyring)))
 
     async def _compact_periodically(self) -> None:
-        """Move acknowledged rows from this process's WAL into encrypted Parquet now and then,
-        so the WAL and the in-memory dedup index stay small. Compaction takes the store's own
-        lock, so several workers may try at once."""
+        """Move acknowledged rows from the WAL segments into encrypted Parquet every
+        ``compact_every`` seconds, and sooner once half of ``max_uncompacted`` is waiting,
+        so the WAL and the in-memory dedup keys stay small. Compaction takes a lock of its own,
+        so several workers may try at once."""
         assert self.store is not None
+        loop = asyncio.get_running_loop()
+        every = self.config.compact_every
+        soon = max(1, self.config.max_uncompacted // 2)
+        last = loop.time()
         while True:
-            await asyncio.sleep(self.config.compact_every)
+            await asyncio.sleep(min(every, 1.0))
+            if loop.time() - last < every and self.store.uncompacted() < soon:
+                continue
             try:
                 await asyncio.to_thread(self.store.compact)
             except Exception as exc:  # keep serving; the next round retries
                 _log_exception(exc)
+            last = loop.time()
 
     async def shutdown(self) -> None:
         if not self._ready:
@@ -208,7 +217,7 @@ class CollectorApp:
                                             exc.headers)
         except AnonymetryError as exc:
             err = from_anonymetry(exc)
-            if err.status >= 500:
+            if err.status >= 500 and not isinstance(exc, Overloaded):  # overload is expected
                 _log_exception(exc)
             status, ctype, body, headers = err.status, _JSON, error_body(err.error, err.detail), \
                 err.headers
@@ -262,6 +271,10 @@ class CollectorApp:
         if self.store.pending() > self.config.max_pending:
             raise Overloaded("the store's commit queue is full; retry shortly",
                              retry_after=self.config.retry_after)
+        if self.store.uncompacted() > self.config.max_uncompacted:
+            raise Overloaded(f"more than {self.config.max_uncompacted} acknowledged events "
+                             "await compaction into Parquet; retry shortly",
+                             retry_after=min(2, self.config.retry_after + 1))
 
     async def _body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes:
         limit = self.config.max_body
