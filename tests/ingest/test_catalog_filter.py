@@ -32,7 +32,7 @@ def _put(catalog: sqlite3.Connection, keys: list[str], *, log: bool, at: float =
                         [(k,) for k in sorted(keys)])
     if log:
         catalog.execute("INSERT INTO dedup_log(at, keys) VALUES(?, ?)",
-                        (at, orjson.dumps(keys).decode()))
+                        (at, orjson.dumps([[k, 1] for k in keys]).decode()))
     catalog.execute("COMMIT")
 
 

@@ -113,7 +113,7 @@ class CatalogKeyFilter:
             return CatalogKeyFilter._build(catalog)
         for seq, keys in catalog.execute(
                 "SELECT seq, keys FROM dedup_log WHERE seq > ? ORDER BY seq", (self.seq,)):
-            self.add(orjson.loads(keys))
+            self.add([key for key, _ in orjson.loads(keys)])  # [key, epoch] pairs
             self.seq = seq
         if self.count > self.capacity:
             return CatalogKeyFilter._build(catalog)

@@ -17,9 +17,9 @@ One SQLite file per collector process, ``DIR/wal/<instance>.sqlite`` (WAL journa
 
 The catalog, ``DIR/catalog.sqlite``, is shared by all processes: the Parquet files (``files``,
 with a ``pending`` state as the compaction's idempotency marker), how far each segment was
-compacted (``upto``), the dedup keys of compacted rows (``dedup``, and ``dedup_log``: what each
-compaction added, in order, kept a day, from which stores keep their in-memory filters
-current, see :mod:`._key_filter`) and counter adjustments.
+compacted (``upto``), the dedup keys of compacted rows (``dedup``, and ``dedup_log``: the
+``[key, epoch]`` pairs each compaction added, as JSON, in order, kept a day, from which stores
+keep their in-memory filters current, see :mod:`._key_filter`) and counter adjustments.
 
 A segment is locked (``flock`` on ``<instance>.lock``) by the process that appends to it; a
 later process may adopt a segment whose lock is free, so their number stays bounded by the
