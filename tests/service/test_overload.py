@@ -81,3 +81,34 @@ def test_a_compaction_backlog_is_503_until_compaction_catches_up(tmp_path):
     assert "await compaction" in refused.json()["detail"]
     assert retried.status_code == 200
     assert retried.json()["stored"] == 100
+
+
+def test_compaction_starts_early_once_half_the_bound_is_waiting(tmp_path):
+    """With an hour between timed compactions, 150 waiting events (over half of 200) still get
+    compacted within seconds, so the bound is rarely reached."""
+    policy = default_policy()
+    token, _ = TokenStore(tmp_path, policy).create("collector")
+    app = CollectorApp(ServiceConfig(data_dir=tmp_path, policy=policy, max_uncompacted=200,
+                                     compact_every=3600))
+
+    async def go() -> tuple[int, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t",
+                                     headers={"authorization": f"Bearer {token}"}) as client:
+            answer = await client.post("/v1/events", json={
+                "events": [_event(i) for i in range(150)]})
+            assert answer.status_code == 200
+            assert app.store is not None
+            waiting = app.store.uncompacted()
+            for _ in range(100):
+                if app.store.uncompacted() == 0:
+                    break
+                await asyncio.sleep(0.1)
+            left = app.store.uncompacted()
+        await app.shutdown()
+        return waiting, left
+
+    waiting, left = asyncio.run(go())
+    assert waiting == 150
+    assert left == 0
+    assert list((tmp_path / "parquet").rglob("*.parquet"))
