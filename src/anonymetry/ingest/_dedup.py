@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -156,15 +156,17 @@ class KnownKeys:
         return self._paths
 
     # -- asking ----------------------------------------------------------------------------
-    def stored(self, keys: Sequence[str], probe: Iterable[sqlite3.Connection]) -> set[str]:
+    def stored(self, keys: Sequence[str], probe: Sequence[sqlite3.Connection]) -> set[str]:
         """Those of ``keys`` already stored anywhere (in memory, old-layout segments, the
         catalog); probing the catalog after the segments matters: a key moves from a segment
         to the catalog, never back. The catalog is probed only for the keys its filter cannot
         rule out."""
         found = self.keys.intersection(keys)
         rest = [k for k in keys if k not in found] if found else keys
-        for conn in probe:
-            found.update(k for (k,) in conn.execute(_PROBE, (orjson.dumps(rest),)))
+        if probe:
+            asked = orjson.dumps(rest)
+            for conn in probe:
+                found.update(k for (k,) in conn.execute(_PROBE, (asked,)))
         ask = self._filter.may_hold(rest)
         if ask:
             found.update(k for (k,) in self.catalog.execute(_PROBE, (orjson.dumps(ask),)))

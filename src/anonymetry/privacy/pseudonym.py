@@ -71,6 +71,11 @@ class Fingerprinter:
     def __init__(self, key: bytes, length: int = 16) -> None:
         self._base = hashlib.blake2s(key=key, digest_size=length)
 
+    def __call__(self, message: bytes) -> str:
+        state = self._base.copy()
+        state.update(message)
+        return state.hexdigest()
+
     def many(self, messages: Iterable[bytes]) -> list[str]:
         copy = self._base.copy
         out: list[str] = []
@@ -98,20 +103,21 @@ class Pseudonymizer:
     def __init__(self, keyring: Keyring, cache_size: int = 65536) -> None:
         self.keyring = keyring
         self._cache_size = cache_size
-        self._hashes: dict[bytes, KeyedHash] = {}  # purpose key → its keyed HMAC
-        self._fingerprinters: dict[bytes, Fingerprinter] = {}  # dedup key → its BLAKE2s
+        # purpose key → its keyed hash (HMAC for pseudonyms, BLAKE2s for the dedup key)
+        self._hashes: dict[bytes, KeyedHash | Fingerprinter] = {}
         self._memo: dict[bytes, dict[str, str]] = {}  # purpose key → raw id → pseudonym
 
     def keys(self, epoch: int) -> EpochKeys:
         return self.keyring.keys(epoch, create=True)
 
-    def _hash(self, key: bytes) -> KeyedHash:
+    def _hash(self, key: bytes, make: type[KeyedHash | Fingerprinter] = KeyedHash
+              ) -> KeyedHash | Fingerprinter:
         keyed = self._hashes.get(key)
         if keyed is None:
             if len(self._hashes) > 64:  # old epochs' keys need not stay in memory
                 self._hashes.clear()
                 self._memo.clear()
-            keyed = self._hashes[key] = KeyedHash(key)
+            keyed = self._hashes[key] = make(key)
         return keyed
 
     def _many(self, key: bytes, raws: Sequence[str]) -> list[str]:
@@ -149,13 +155,7 @@ class Pseudonymizer:
     def fingerprints(self, messages: Iterable[bytes], epoch: int) -> list[str]:
         """Keyed BLAKE2s-128 fingerprints of event contents under the epoch's ``dedup`` key
         (never cached: each event's is new)."""
-        key = self.keys(epoch).dedup
-        keyed = self._fingerprinters.get(key)
-        if keyed is None:
-            if len(self._fingerprinters) > 64:
-                self._fingerprinters.clear()
-            keyed = self._fingerprinters[key] = Fingerprinter(key)
-        return keyed.many(messages)
+        return self._hash(self.keys(epoch).dedup, Fingerprinter).many(messages)
 
     def dedup_key(self, event_id: str, epoch: int) -> str:
         """A keyed fingerprint of a client event id (so ids chosen by clients don't leak)."""
